@@ -1,0 +1,264 @@
+"""Service settings, read from the environment and from `.env` when present.
+
+Every field maps to the upper-case environment variable of the same name. Invalid combinations
+fail at start-up with a message that names the variable, so a misconfigured deployment never
+serves traffic.
+"""
+
+import re
+import uuid
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SETTINGS_CONFIG = SettingsConfigDict(
+    env_file=".env",
+    env_file_encoding="utf-8",
+    env_ignore_empty=True,
+    extra="ignore",
+    case_sensitive=False,
+)
+
+# Values that people paste from docs or `.env.example`; accepting one would send live traffic
+# with a credential that cannot work, or one that everybody knows.
+_PLACEHOLDER = re.compile(
+    r"^(|change[-_ ]?me.*|changeit|placeholder.*|your[-_].*|<.*>|x+|test|secret|password|"
+    r"example.*|dummy.*|todo|none|null)$",
+    re.IGNORECASE,
+)
+
+SUPPORTED_CURRENCIES = ("EUR", "USD", "PHP")
+
+
+class AppEnvironment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class NetvalveEnvironment(StrEnum):
+    SANDBOX = "sandbox"
+    PRODUCTION = "production"
+
+
+# Hosts from NETVALVE_API.md section 2. The back-office host is only seen in third-party code.
+NETVALVE_HOSTS: dict[NetvalveEnvironment, dict[str, str]] = {
+    NetvalveEnvironment.SANDBOX: {
+        "api": "https://payment-api.uat.sandbox-netvalve.com",
+        "hpp": "https://hpp-api.uat.sandbox-netvalve.com",
+        "backoffice": "https://backoffice-api.uat.sandbox-netvalve.com",
+    },
+    NetvalveEnvironment.PRODUCTION: {
+        "api": "https://api.netvalve.com",
+        "hpp": "https://hpp-api.netvalve.com",
+        "backoffice": "https://backoffice-api.netvalve.com",
+    },
+}
+
+
+def is_placeholder(value: str) -> bool:
+    return bool(_PLACEHOLDER.match(value.strip()))
+
+
+def _to_asyncpg_dsn(url: str) -> str:
+    """SQLAlchemy URL (`postgresql+asyncpg://`) to the plain DSN that asyncpg itself takes."""
+    return re.sub(r"^postgres(?:ql)?(\+asyncpg)?://", "postgresql://", url)
+
+
+class DatabaseSettings(BaseSettings):
+    """The part of the settings that Alembic needs; it must not require gateway credentials."""
+
+    model_config = SETTINGS_CONFIG
+
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of this service's own database (postgresql+asyncpg://...).",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("postgresql+asyncpg://"):
+            raise ValueError("DATABASE_URL must start with postgresql+asyncpg://")
+        return value
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise ValueError(
+                "DATABASE_URL is not set: point it at PostgreSQL (postgresql+asyncpg://...), "
+                "or use `make run`, which starts an embedded one"
+            )
+        return self.database_url
+
+
+class Settings(DatabaseSettings):
+    environment: AppEnvironment = AppEnvironment.PRODUCTION
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    medusa_database_url: str | None = None
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_max_overflow: int = Field(default=10, ge=0, le=200)
+    medusa_pool_max_size: int = Field(default=10, ge=1, le=200)
+    medusa_statement_timeout_ms: int = Field(default=5000, ge=100, le=600_000)
+
+    netvalve_environment: NetvalveEnvironment = NetvalveEnvironment.PRODUCTION
+    netvalve_client_id: str | None = None
+    netvalve_api_key: SecretStr | None = None
+    netvalve_site_id: str | None = None
+    netvalve_mid_id_eur: str | None = None
+    netvalve_mid_id_usd: str | None = None
+    netvalve_mid_id_php: str | None = None
+    netvalve_basic_auth_username: str | None = None
+    netvalve_basic_auth_password: SecretStr | None = None
+    netvalve_base_url: AnyHttpUrl | None = None
+    netvalve_hpp_url: AnyHttpUrl | None = None
+    netvalve_hpf_url: AnyHttpUrl | None = None
+    netvalve_backoffice_url: AnyHttpUrl | None = None
+    netvalve_connect_timeout: float = Field(default=5.0, gt=0, le=60)
+    netvalve_read_timeout: float = Field(default=30.0, gt=0, le=300)
+    netvalve_max_connections: int = Field(default=100, ge=1, le=10_000)
+    netvalve_max_keepalive_connections: int = Field(default=20, ge=0, le=10_000)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("medusa_database_url")
+    @classmethod
+    def _check_medusa_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^postgres(?:ql)?(\+asyncpg)?://", value):
+            raise ValueError("MEDUSA_DATABASE_URL must be a postgresql:// URL")
+        return value
+
+    @field_validator(
+        "netvalve_site_id",
+        "netvalve_mid_id_eur",
+        "netvalve_mid_id_usd",
+        "netvalve_mid_id_php",
+        mode="after",
+    )
+    @classmethod
+    def _check_routing_id(cls, value: str | None) -> str | None:
+        # NetValve routes by a numeric midId or a UUID netvalveMidId / siteId (NETVALVE_API.md §3).
+        if not value:
+            return None
+        if value.isdigit():
+            return value
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            raise ValueError("must be a numeric MID or a UUID") from None
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> Self:
+        self.require_database_url()
+        if self.netvalve_environment is NetvalveEnvironment.PRODUCTION:
+            self._require_live_credentials()
+        if self.environment is AppEnvironment.PRODUCTION:
+            if self.netvalve_environment is not NetvalveEnvironment.PRODUCTION:
+                raise ValueError(
+                    "NETVALVE_ENVIRONMENT must be production when ENVIRONMENT=production"
+                )
+            if "*" in self.cors_origins:
+                raise ValueError("CORS_ORIGINS must not contain * when ENVIRONMENT=production")
+        return self
+
+    def _require_live_credentials(self) -> None:
+        required: dict[str, str | None] = {
+            "NETVALVE_CLIENT_ID": self.netvalve_client_id,
+            "NETVALVE_API_KEY": _reveal(self.netvalve_api_key),
+        }
+        for name, value in required.items():
+            if value is None or not value.strip():
+                raise ValueError(f"{name} is required when NETVALVE_ENVIRONMENT=production")
+            if is_placeholder(value):
+                raise ValueError(f"{name} holds a placeholder value; set the real credential")
+        password = _reveal(self.netvalve_basic_auth_password)
+        if password is not None and is_placeholder(password):
+            raise ValueError("NETVALVE_BASIC_AUTH_PASSWORD holds a placeholder value")
+        if not self.netvalve_site_id and not self.configured_mids():
+            raise ValueError(
+                "NETVALVE_SITE_ID or one of NETVALVE_MID_ID_EUR/_USD/_PHP is required "
+                "when NETVALVE_ENVIRONMENT=production"
+            )
+
+    @property
+    def medusa_dsn(self) -> str:
+        """asyncpg DSN for Medusa's tables; the service's own database unless set apart."""
+        return _to_asyncpg_dsn(self.medusa_database_url or self.require_database_url())
+
+    def is_production(self) -> bool:
+        return self.environment is AppEnvironment.PRODUCTION
+
+    def configured_mids(self) -> dict[str, str]:
+        mids = {
+            "EUR": self.netvalve_mid_id_eur,
+            "USD": self.netvalve_mid_id_usd,
+            "PHP": self.netvalve_mid_id_php,
+        }
+        return {currency: mid for currency, mid in mids.items() if mid}
+
+    def netvalve_url(self, kind: Literal["api", "hpp", "hpf", "backoffice"]) -> str:
+        """Base URL of one NetValve host; an override variable wins over the environment."""
+        overrides = {
+            "api": self.netvalve_base_url,
+            "hpp": self.netvalve_hpp_url,
+            "hpf": self.netvalve_hpf_url or self.netvalve_base_url,
+            "backoffice": self.netvalve_backoffice_url,
+        }
+        override = overrides[kind]
+        if override is not None:
+            return str(override).rstrip("/")
+        host_kind = "api" if kind == "hpf" else kind
+        return NETVALVE_HOSTS[self.netvalve_environment][host_kind]
+
+    def gateway_config_problems(self) -> list[str]:
+        """What keeps the gateway from being called, named by variable; empty when usable."""
+        problems = []
+        if not self.netvalve_client_id:
+            problems.append("NETVALVE_CLIENT_ID is not set")
+        if not _reveal(self.netvalve_api_key):
+            problems.append("NETVALVE_API_KEY is not set")
+        if not self.netvalve_site_id and not self.configured_mids():
+            problems.append("no NETVALVE_SITE_ID and no NETVALVE_MID_ID_<CURRENCY>")
+        return problems
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None
+
+
+class ConfigurationError(RuntimeError):
+    """Raised at start-up; its message names every offending environment variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False):
+            name = "_".join(str(part) for part in error["loc"]).upper()
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name}: {message}" if name else message)
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,107 @@
+"""One error base, and handlers that render every error as `ErrorResponse`.
+
+Expected failures carry a 4xx; a 5xx means a real fault, so it stays worth alerting on.
+"""
+
+import re
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any, cast
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.schemas.error import ErrorResponse, ValidationIssue
+
+
+class AppError(Exception):
+    """Base of the service's domain errors; the class name becomes the `error` field."""
+
+    status_code: int = 500
+    message: str = "An unexpected error occurred."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status_code: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.message = message or self.message
+        self.status_code = status_code or self.status_code
+        self.headers = dict(headers or {})
+        super().__init__(self.message)
+
+    @classmethod
+    def schema(cls) -> dict[int | str, dict[str, Any]]:
+        """An entry for a route's `responses=`, so the error is documented in OpenAPI."""
+        return {cls.status_code: {"model": ErrorResponse, "description": cls.__doc__ or ""}}
+
+
+def request_id_of(request: Request) -> str:
+    return str(getattr(request.state, "request_id", "") or "")
+
+
+def error_name(status_code: int) -> str:
+    """`404` -> `NotFound`: the name used when no domain error class applies."""
+    try:
+        phrase = HTTPStatus(status_code).phrase
+    except ValueError:
+        return "HTTPError"
+    return re.sub(r"[^A-Za-z]", "", phrase.title())
+
+
+def error_response(
+    status_code: int,
+    error: str,
+    detail: str | Sequence[ValidationIssue],
+    request_id: str,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorResponse(
+        error=error,
+        detail=list(detail) if not isinstance(detail, str) else detail,
+        request_id=request_id,
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=status_code, headers=headers)
+
+
+async def _app_error(request: Request, error: Exception) -> JSONResponse:
+    exc = cast(AppError, error)
+    return error_response(
+        exc.status_code, type(exc).__name__, exc.message, request_id_of(request), exc.headers
+    )
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    exc = cast(StarletteHTTPException, error)
+    detail = exc.detail if isinstance(exc.detail, str) else error_name(exc.status_code)
+    return error_response(
+        exc.status_code, error_name(exc.status_code), detail, request_id_of(request), exc.headers
+    )
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    errors = cast(RequestValidationError, error).errors()
+    if any(error.get("type") == "json_invalid" for error in errors):
+        return error_response(
+            400, "MalformedJSON", "The request body is not valid JSON.", request_id_of(request)
+        )
+    # The offending input is never echoed back: it may be a secret or a card number.
+    issues = [
+        ValidationIssue(
+            loc=[part if isinstance(part, int) else str(part) for part in error["loc"]],
+            msg=str(error["msg"]),
+            type=str(error["type"]),
+        )
+        for error in errors
+    ]
+    return error_response(422, "RequestValidationError", issues, request_id_of(request))
+
+
+def register_exception_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)

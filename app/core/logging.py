@@ -1,0 +1,173 @@
+"""JSON logs with a request id on every line, and redaction of secrets and card numbers.
+
+Redaction is a last line of defence: secrets are `SecretStr` and card data never reaches this
+service, but a gateway response or an exception message could still carry either.
+"""
+
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from structlog.types import EventDict, Processor
+
+from app.core.errors import error_response
+
+log = structlog.get_logger(__name__)
+
+REDACTED = "[REDACTED]"
+_HANDLER_NAME = "netvalve-gateway-json"
+
+_SENSITIVE_KEY = re.compile(
+    r"(api[-_]?key|secret|passw(or)?d|token|authori[sz]ation|cookie|card[-_]?number|"
+    r"\bpan\b|cvv|cvc|security[-_]?code|credentials?)",
+    re.IGNORECASE,
+)
+# 13 to 19 digits, optionally grouped by spaces or dashes: the shape of a card number.
+_PAN_CANDIDATE = re.compile(r"(?<![\d])(?:\d[ -]?){12,18}\d(?![\d])")
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _mask_pan(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group())
+    if not _luhn_ok(digits):
+        return match.group()
+    return f"{digits[:6]}{'*' * (len(digits) - 10)}{digits[-4:]}"
+
+
+def mask_card_numbers(text: str) -> str:
+    """Mask anything shaped like a valid card number to first six and last four digits."""
+    return _PAN_CANDIDATE.sub(_mask_pan, text)
+
+
+def redact(value: Any, key: str | None = None) -> Any:
+    """A copy of `value` with sensitive keys blanked and card numbers masked, at any depth."""
+    if key is not None and _SENSITIVE_KEY.search(key):
+        return REDACTED
+    if isinstance(value, str):
+        return mask_card_numbers(value)
+    if isinstance(value, Mapping):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(item) for item in value]
+    return value
+
+
+def _redact_processor(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    # uvicorn adds an ANSI-coloured copy of each message; it is noise in JSON.
+    event_dict.pop("color_message", None)
+    return {key: redact(value, key) for key, value in event_dict.items()}
+
+
+def _shared_processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        _redact_processor,
+    ]
+
+
+def json_formatter() -> logging.Formatter:
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *_shared_processors()],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Route structlog and the standard library (uvicorn, SQLAlchemy) through one JSON renderer."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(json_formatter())
+    handler.set_name(_HANDLER_NAME)
+    root = logging.getLogger()
+    # Replace only our own handler, so configuring twice (tests, reloads) never doubles lines.
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != _HANDLER_NAME] + [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    # Our middleware writes one access line per request, with the request id.
+    logging.getLogger("uvicorn.access").disabled = True
+
+    structlog.configure(
+        processors=[
+            *_shared_processors(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+class RequestContextMiddleware:
+    """Gives each request an id (the caller's, if well-formed), logs one access line, and turns
+    an unhandled exception into the standard 500 body, so no error escapes without the id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        started_at = time.perf_counter()
+        status_code = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status_code, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status_code = message["status"]
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("http.unhandled_error", method=scope["method"], path=scope["path"])
+            if response_started:
+                raise
+            response = error_response(
+                500, "InternalServerError", "An unexpected error occurred.", request_id
+            )
+            await response(scope, receive, send_with_id)
+        finally:
+            log.info(
+                "http.request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status_code,
+                duration_ms=round((time.perf_counter() - started_at) * 1000, 2),
+            )
+            structlog.contextvars.reset_contextvars(**tokens)
