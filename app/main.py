@@ -1,0 +1,122 @@
+"""Application factory. `uvicorn app.main:app` serves the module-level `app`."""
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import httpx
+import structlog
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app.api import health
+from app.core.config import ConfigurationError, Settings, get_settings
+from app.core.errors import register_exception_handlers
+from app.core.logging import REQUEST_ID_HEADER, RequestContextMiddleware, configure_logging
+from app.core.state import Resources
+from app.db.medusa import create_medusa_pool
+from app.db.session import create_engine, create_sessionmaker
+from app.schemas.error import ErrorResponse
+
+log = structlog.get_logger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VERSION = "0.1.0"
+
+
+def create_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The one client every gateway call shares, so connections are pooled and reused."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(
+            connect=settings.netvalve_connect_timeout,
+            read=settings.netvalve_read_timeout,
+            write=settings.netvalve_connect_timeout,
+            pool=settings.netvalve_connect_timeout,
+        ),
+        limits=httpx.Limits(
+            max_connections=settings.netvalve_max_connections,
+            max_keepalive_connections=settings.netvalve_max_keepalive_connections,
+        ),
+        headers={"User-Agent": f"netvalve-gateway/{VERSION}"},
+        follow_redirects=False,
+    )
+
+
+def alembic_head() -> str | None:
+    """The migration head this build ships, read from `alembic/`; None if it is not shipped."""
+    ini = PROJECT_ROOT / "alembic.ini"
+    if not ini.exists():
+        return None
+    config = Config(str(ini))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    async with AsyncExitStack() as stack:
+        engine = create_engine(settings)
+        stack.push_async_callback(engine.dispose)
+        medusa_pool = await create_medusa_pool(settings)
+        stack.push_async_callback(medusa_pool.close)
+        http_client = create_http_client(settings)
+        stack.push_async_callback(http_client.aclose)
+        app.state.resources = Resources(
+            settings=settings,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            medusa_pool=medusa_pool,
+            http_client=http_client,
+            schema_head=alembic_head(),
+        )
+        log.info(
+            "app.started",
+            environment=settings.environment.value,
+            netvalve_environment=settings.netvalve_environment.value,
+            netvalve_api=settings.netvalve_url("api"),
+        )
+        yield
+        log.info("app.stopping")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    app = FastAPI(
+        title="netvalve-gateway",
+        version=VERSION,
+        summary="Connects Medusa v2 stores to the NetValve card-payment gateway.",
+        lifespan=lifespan,
+        responses={
+            422: {"model": ErrorResponse, "description": "The request is not valid."},
+            500: {"model": ErrorResponse, "description": "An unexpected fault."},
+        },
+    )
+    app.state.settings = settings
+    register_exception_handlers(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", REQUEST_ID_HEADER],
+        expose_headers=[REQUEST_ID_HEADER],
+    )
+    # Outermost, so every response, errors and CORS preflights included, carries the request id.
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
+    return app
+
+
+def _create_app_or_exit() -> FastAPI:
+    try:
+        return create_app()
+    except ConfigurationError as exc:
+        # A clear one-line reason instead of a traceback; the message never holds a secret value.
+        sys.exit(f"netvalve-gateway: {exc}")
+
+
+app = _create_app_or_exit()
