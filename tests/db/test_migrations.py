@@ -1,0 +1,124 @@
+"""The migrations, run through the real `alembic` command line, next to Medusa's tables."""
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+
+import asyncpg
+import pytest
+
+from app.dev.embedded_pg import asyncpg_dsn
+from tests.conftest import PROJECT_ROOT, Databases, _create_medusa_tables
+from tests.fixtures.medusa import MEDUSA_TABLE_NAMES
+
+
+def alembic(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    env["DATABASE_URL"] = database_url
+    return subprocess.run(
+        [sys.executable, "-m", "alembic", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def _tables(database_url: str) -> set[str]:
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        rows = await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    finally:
+        await connection.close()
+    return {row["tablename"] for row in rows}
+
+
+def tables(database_url: str) -> set[str]:
+    return asyncio.run(_tables(database_url))
+
+
+def execute(database_url: str, statement: str) -> None:
+    async def run() -> None:
+        connection = await asyncpg.connect(asyncpg_dsn(database_url))
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture
+def medusa_database(databases: Databases) -> str:
+    url = databases.create("migrations")
+    asyncio.run(_create_medusa_tables(url))
+    return url
+
+
+class TestMigrations:
+    def test_upgrade_downgrade_upgrade_beside_medusa(self, medusa_database):
+        medusa = set(MEDUSA_TABLE_NAMES)
+
+        upgraded = alembic(medusa_database, "upgrade", "head")
+        assert upgraded.returncode == 0, upgraded.stderr
+        assert {"webhook_events", "alembic_version"} | medusa <= tables(medusa_database)
+
+        downgraded = alembic(medusa_database, "downgrade", "base")
+        assert downgraded.returncode == 0, downgraded.stderr
+        after_downgrade = tables(medusa_database)
+        assert "webhook_events" not in after_downgrade
+        assert medusa <= after_downgrade
+
+        again = alembic(medusa_database, "upgrade", "head")
+        assert again.returncode == 0, again.stderr
+        assert "webhook_events" in tables(medusa_database)
+
+    def test_check_sees_no_changes_with_medusa_tables_present(self, medusa_database):
+        assert alembic(medusa_database, "upgrade", "head").returncode == 0
+
+        check = alembic(medusa_database, "check")
+
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert "No new upgrade operations detected" in check.stdout + check.stderr
+
+    def test_check_still_detects_drift_in_our_own_tables(self, medusa_database):
+        # Proves the filter hides Medusa, not everything: a drift in our table is reported.
+        assert alembic(medusa_database, "upgrade", "head").returncode == 0
+        execute(medusa_database, "DROP INDEX ix_webhook_events_transaction_id")
+
+        check = alembic(medusa_database, "check")
+
+        assert check.returncode != 0
+        assert "ix_webhook_events_transaction_id" in check.stdout + check.stderr
+
+    def test_autogenerate_proposes_nothing_for_medusa(self, medusa_database, tmp_path):
+        assert alembic(medusa_database, "upgrade", "head").returncode == 0
+        execute(medusa_database, "DROP INDEX ix_webhook_events_client_order_id")
+
+        # Autogenerate into a copy of alembic/, so the repository's versions stay untouched.
+        shutil.copytree(PROJECT_ROOT / "alembic", tmp_path / "alembic")
+        ini = (PROJECT_ROOT / "alembic.ini").read_text().replace("[post_write_hooks]", "[unused]")
+        (tmp_path / "alembic.ini").write_text(ini)
+        generated = alembic(
+            medusa_database,
+            "-c",
+            str(tmp_path / "alembic.ini"),
+            "revision",
+            "--autogenerate",
+            "-m",
+            "probe",
+            "--rev-id",
+            "probe",
+        )
+
+        assert generated.returncode == 0, generated.stderr
+        [script] = (tmp_path / "alembic" / "versions").glob("*_probe_probe.py")
+        text = script.read_text()
+        assert "ix_webhook_events_client_order_id" in text
+        for table in MEDUSA_TABLE_NAMES:
+            assert f'"{table}"' not in text, table
+        assert "drop_table" not in text

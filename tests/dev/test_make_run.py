@@ -1,0 +1,79 @@
+"""`make run`'s launcher, as a newcomer runs it: no configuration, then Ctrl-C."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_serving(base: str, process: subprocess.Popen[str], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the launcher exited early"
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.3)
+    pytest.fail("the service did not start")
+
+
+def postgres_processes(data_dir: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(attrs=("name", "cmdline")):
+        if process.info["name"] == "postgres" and data_dir in " ".join(
+            process.info["cmdline"] or []
+        ):
+            found.append(process)
+    return found
+
+
+def test_serves_docs_health_and_ready_with_no_configuration_then_stops_cleanly(tmp_path):
+    port = free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("NETVALVE_", "DATABASE_URL", "MEDUSA_", "ENVIRONMENT", "CORS_"))
+    }
+    env.update(PORT=str(port), DEV_DATA_DIR=str(tmp_path))
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "app.dev"],
+        cwd=tmp_path,  # no .env here: nothing configured
+        env={**env, "PYTHONPATH": str(PROJECT_ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base, launcher)
+
+        docs = httpx.get(f"{base}/docs", timeout=5)
+        ready = httpx.get(f"{base}/health/ready", timeout=10)
+
+        assert docs.status_code == 200
+        assert "swagger-ui" in docs.text
+        assert ready.status_code == 200, ready.text
+        assert postgres_processes(str(tmp_path))
+    finally:
+        launcher.send_signal(signal.SIGINT)
+        output, _ = launcher.communicate(timeout=60)
+
+    assert launcher.returncode == 0, output
+    assert "Swagger UI  " + base + "/docs" in output
+    assert "Embedded PostgreSQL stopped." in output
+    assert not [process for process in postgres_processes(str(tmp_path)) if process.is_running()]
