@@ -19,9 +19,9 @@ help:
 	@echo "make clean-data  delete the embedded database in ./.data"
 
 bootstrap:
-	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet --user uv \
-		|| python3 -m pip install --quiet --user --break-system-packages uv \
-		|| python3 -m pip install --quiet uv
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv 2>/dev/null \
+		|| python3 -m pip install --quiet --user uv 2>/dev/null \
+		|| python3 -m pip install --quiet --user --break-system-packages uv
 	@$(UV) sync --locked --quiet
 
 run: bootstrap
