@@ -49,6 +49,18 @@ TEST_API_KEY = "nv_test_7f3c9a1e5b2d4f60a8c1e9b7d3f5a2c4"
 TEST_BASIC_AUTH_PASSWORD = "bp_test_4e8a2c6f0b1d3e5a7c9f2b4d6e8a0c1f"
 
 
+def bare_env(**variables: str) -> dict[str, str]:
+    """This process's environment without any of the service's variables, plus `variables`:
+    for subprocesses that must see exactly the configuration a test gives them."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("NETVALVE_", "DATABASE_URL", "MEDUSA_", "ENVIRONMENT", "CORS_"))
+    }
+    env.update(variables)
+    return env
+
+
 def _asyncpg_url(url: str) -> str:
     return url.replace("postgresql://", "postgresql+asyncpg://", 1).replace(
         "postgres://", "postgresql+asyncpg://", 1
@@ -101,7 +113,7 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-async def _create_medusa_tables(url: str) -> None:
+async def create_medusa_tables(url: str) -> None:
     connection = await asyncpg.connect(asyncpg_dsn(url))
     try:
         await create_medusa_schema(connection)
@@ -116,7 +128,7 @@ def database_url(databases: Databases) -> str:
     Migrated once per run with Alembic, which also tests the migrations.
     """
     url = databases.create("main")
-    asyncio.run(_create_medusa_tables(url))
+    asyncio.run(create_medusa_tables(url))
     command.upgrade(alembic_config(url), "head")
     return url
 

@@ -1,4 +1,3 @@
-import os
 import subprocess
 import sys
 from typing import Any
@@ -7,7 +6,7 @@ import pytest
 from pydantic import SecretStr
 
 from app.core.config import ConfigurationError, NetvalveEnvironment, load_settings
-from tests.conftest import PROJECT_ROOT, TEST_API_KEY
+from tests.conftest import PROJECT_ROOT, TEST_API_KEY, bare_env
 
 DB = "postgresql+asyncpg://app@db.internal:5432/netvalve"
 
@@ -30,17 +29,6 @@ def live(**changes: object) -> dict[str, Any]:
         else:
             values[key] = value
     return values
-
-
-def bare_env(**variables: str) -> dict[str, str]:
-    """The parent environment without any of this service's variables, plus `variables`."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("NETVALVE_", "DATABASE_URL", "MEDUSA_", "ENVIRONMENT", "CORS_"))
-    }
-    env.update(variables)
-    return env
 
 
 class TestProductionRequirements:

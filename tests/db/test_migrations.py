@@ -1,7 +1,6 @@
 """The migrations, run through the real `alembic` command line, next to Medusa's tables."""
 
 import asyncio
-import os
 import shutil
 import subprocess
 import sys
@@ -10,17 +9,15 @@ import asyncpg
 import pytest
 
 from app.dev.embedded_pg import asyncpg_dsn
-from tests.conftest import PROJECT_ROOT, Databases, _create_medusa_tables
+from tests.conftest import PROJECT_ROOT, Databases, bare_env, create_medusa_tables
 from tests.fixtures.medusa import MEDUSA_TABLE_NAMES
 
 
 def alembic(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
-    env["DATABASE_URL"] = database_url
     return subprocess.run(
         [sys.executable, "-m", "alembic", *args],
         cwd=PROJECT_ROOT,
-        env=env,
+        env=bare_env(DATABASE_URL=database_url),
         capture_output=True,
         text=True,
         timeout=120,
@@ -55,7 +52,7 @@ def execute(database_url: str, statement: str) -> None:
 @pytest.fixture
 def medusa_database(databases: Databases) -> str:
     url = databases.create("migrations")
-    asyncio.run(_create_medusa_tables(url))
+    asyncio.run(create_medusa_tables(url))
     return url
 
 

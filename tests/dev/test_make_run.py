@@ -1,6 +1,5 @@
 """`make run`'s launcher, as a newcomer runs it: no configuration, then Ctrl-C."""
 
-import os
 import signal
 import socket
 import subprocess
@@ -11,7 +10,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, bare_env
 
 
 def free_port() -> int:
@@ -44,16 +43,11 @@ def postgres_processes(data_dir: str) -> list[psutil.Process]:
 
 def test_serves_docs_health_and_ready_with_no_configuration_then_stops_cleanly(tmp_path):
     port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("NETVALVE_", "DATABASE_URL", "MEDUSA_", "ENVIRONMENT", "CORS_"))
-    }
-    env.update(PORT=str(port), DEV_DATA_DIR=str(tmp_path))
+    env = bare_env(PORT=str(port), DEV_DATA_DIR=str(tmp_path), PYTHONPATH=str(PROJECT_ROOT))
     launcher = subprocess.Popen(
         [sys.executable, "-m", "app.dev"],
         cwd=tmp_path,  # no .env here: nothing configured
-        env={**env, "PYTHONPATH": str(PROJECT_ROOT)},
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
