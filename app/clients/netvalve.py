@@ -1,0 +1,529 @@
+"""A small typed client for NetValve's payment API (shared/NETVALVE_API.md).
+
+Every call returns exactly one result type and never raises for a gateway outcome:
+
+    NetvalveResult
+     ├── Approved             the gateway did it (GTW_1xxx other than pending)
+     ├── Pending              GTW_1002: resolve later with `inquiry`
+     ├── Declined             soft or hard decline, or a refused operation (code + message)
+     ├── ValidationFailed     HTTP 400 with NetValve's JSON array of field errors
+     ├── AuthenticationFailed HTTP 401/403, GTW_9001/9002/2082
+     ├── UnknownOutcome       sent, but no trustworthy answer: read timeout, connection reset,
+     │                        5xx, 429, unparseable body. It may have been processed: never
+     │                        resend a sale; ask `inquiry` instead.
+     └── Unavailable          never sent (connection refused, connect or pool timeout); the only
+                              result that is safe to retry automatically.
+
+`NetvalveConfigurationError` is raised only for a call this configuration cannot make (no MID
+or site for the currency), before anything is sent.
+
+Secrets (the API key, the basic-auth password) live in headers only and are never logged; the
+log line per call carries the operation, status, outcome, code and timing, never a body.
+"""
+
+import base64
+import dataclasses
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+import httpx
+import structlog
+
+from app.core.config import Settings
+from app.core.money import json_with_amounts, normalise_currency
+
+__all__ = [
+    "Approved",
+    "AuthenticationFailed",
+    "Customer",
+    "Declined",
+    "FieldError",
+    "HppOrderRequest",
+    "NetvalveClient",
+    "NetvalveConfigurationError",
+    "NetvalveResult",
+    "PaymentRequest",
+    "Pending",
+    "Unavailable",
+    "UnknownOutcome",
+    "ValidationFailed",
+]
+
+log = structlog.get_logger(__name__)
+
+PENDING_CODE = "GTW_1002"
+AUTH_FAILURE_CODES = frozenset({"GTW_9001", "GTW_9002", "GTW_2082"})
+
+Operation = Literal[
+    "sale",
+    "authorize",
+    "capture",
+    "cancel",
+    "refund",
+    "inquiry",
+    "get_transaction",
+    "get_order",
+    "hpf_session",
+    "hpp_order",
+]
+# Lookups answer 200 with a record whose own response code describes the transaction, not the
+# lookup; for them any 200 JSON object is a successful read.
+_LOOKUPS: frozenset[Operation] = frozenset({"get_transaction", "get_order"})
+
+
+class NetvalveConfigurationError(Exception):
+    """This configuration cannot make the call (e.g. no MID or site for the currency)."""
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Result:
+    operation: Operation
+    http_status: int | None = None
+    elapsed_ms: float = 0.0
+
+    @property
+    def retry_safe(self) -> bool:
+        """True only when the request provably never reached NetValve."""
+        return False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Answered(_Result):
+    """NetValve answered with a JSON object; `body` is it, card numbers masked by NetValve."""
+
+    body: Mapping[str, Any]
+    response_code: str | None = None
+    response_message: str | None = None
+    response_code_type: str | None = None
+
+    @property
+    def transaction_id(self) -> int | None:
+        value = self.body.get("transactionID", self.body.get("transactionId"))
+        return _as_int(value)
+
+    @property
+    def order_id(self) -> int | None:
+        return _as_int(self.body.get("orderId"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Approved(_Answered):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pending(_Answered):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Declined(_Answered):
+    @property
+    def hard(self) -> bool:
+        """Hard declines will not succeed on retry with the same card (3000-range codes)."""
+        return (self.response_code_type or "").upper() == "HARD DECLINE"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    response_code: str
+    response_message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ValidationFailed(_Result):
+    errors: tuple[FieldError, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthenticationFailed(_Result):
+    response_code: str | None = None
+    response_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnknownOutcome(_Result):
+    reason: str
+    """`timeout`, `connection_lost`, `http_5xx`, `http_429`, `malformed_body`, ..."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unavailable(_Result):
+    reason: str
+
+    @property
+    def retry_safe(self) -> bool:
+        return True
+
+
+NetvalveResult = (
+    Approved
+    | Pending
+    | Declined
+    | ValidationFailed
+    | AuthenticationFailed
+    | UnknownOutcome
+    | Unavailable
+)
+
+
+# --- requests --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Customer:
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    address: str | None = None
+    city: str | None = None
+    state: str | None = None
+    zip_code: str | None = None
+    country_code: str | None = None
+    phone: str | None = None
+    ip: str | None = None
+
+    def wire(self) -> dict[str, str]:
+        fields = {
+            "customerEmail": self.email,
+            "customerFirstName": self.first_name,
+            "customerLastName": self.last_name,
+            "customerAddress": self.address,
+            "customerCity": self.city,
+            "customerState": self.state,
+            "customerZipCode": self.zip_code,
+            "customerCountryCode": self.country_code.upper() if self.country_code else None,
+            "customerPhone": self.phone,
+            "customerIp": self.ip,
+        }
+        return {name: value for name, value in fields.items() if value}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PaymentRequest:
+    """A sale or authorization with a hosted-payment-fields token; card data never passes here."""
+
+    amount: Decimal
+    currency: str
+    client_order_id: str
+    payment_token: str
+    customer: Customer = field(default_factory=Customer)
+    order_description: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HppOrderRequest:
+    amount: Decimal
+    currency: str
+    client_order_id: str
+    success_url: str
+    cancel_url: str
+    failed_url: str
+    pending_url: str | None = None
+    mode: Literal["SALE", "AUTHORIZATION"] = "SALE"
+    customer: Customer = field(default_factory=Customer)
+    order_description: str | None = None
+
+
+# --- wire helpers ----------------------------------------------------------------------------
+
+
+def _as_int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _parse(content: bytes) -> object:
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
+
+
+def _classify(operation: Operation, status: int, content: bytes) -> NetvalveResult:
+    body = _parse(content)
+    if status >= 500 or status == 429:
+        # 429 also means "duplicate request detected": the first one may have gone through.
+        return UnknownOutcome(operation=operation, http_status=status, reason=f"http_{status}")
+    if status in (401, 403):
+        code, message = _code_and_message(body)
+        return AuthenticationFailed(
+            operation=operation, http_status=status, response_code=code, response_message=message
+        )
+    if status < 300 and not isinstance(body, dict):
+        return UnknownOutcome(operation=operation, http_status=status, reason="malformed_body")
+    if status == 400 and isinstance(body, list):
+        errors = tuple(
+            FieldError(str(item.get("responseCode")), str(item.get("responseMessage")))
+            for item in body
+            if isinstance(item, dict)
+        )
+        return ValidationFailed(operation=operation, http_status=status, errors=errors)
+    if not isinstance(body, dict):
+        # Any other 4xx: refused before processing, even without a readable body.
+        return Declined(
+            operation=operation, http_status=status, body={}, response_message=f"HTTP {status}"
+        )
+    return _classify_object(operation, status, body)
+
+
+def _code_and_message(body: object) -> tuple[str | None, str | None]:
+    if isinstance(body, dict):
+        code, message = body.get("responseCode"), body.get("responseMessage")
+        return (str(code) if code else None, str(message) if message else None)
+    return None, None
+
+
+def _classify_object(operation: Operation, status: int, body: dict[str, Any]) -> NetvalveResult:
+    code, message = _code_and_message(body)
+    code_type = body.get("responseCodeType")
+    common: dict[str, Any] = {
+        "operation": operation,
+        "http_status": status,
+        "body": body,
+        "response_code": code,
+        "response_message": message,
+        "response_code_type": str(code_type) if code_type else None,
+    }
+    if code in AUTH_FAILURE_CODES:
+        return AuthenticationFailed(
+            operation=operation, http_status=status, response_code=code, response_message=message
+        )
+    if status >= 300:
+        return Declined(**common)
+    if operation in _LOOKUPS:
+        return Approved(**common)
+    if code is None:
+        return UnknownOutcome(operation=operation, http_status=status, reason="no_response_code")
+    kind = str(code_type or "").upper()
+    if code == PENDING_CODE or kind == "PENDING":
+        return Pending(**common)
+    if kind == "APPROVED" or (not kind and _in_range(code, 1000, 1999)):
+        return Approved(**common)
+    return Declined(**common)
+
+
+def _in_range(code: str, low: int, high: int) -> bool:
+    _, _, number = code.partition("_")
+    return number.isdigit() and low <= int(number) <= high
+
+
+# --- the client ------------------------------------------------------------------------------
+
+
+class NetvalveClient:
+    """NetValve's payment API over the application's shared `httpx.AsyncClient`."""
+
+    def __init__(self, http: httpx.AsyncClient, settings: Settings) -> None:
+        self._http = http
+        self._settings = settings
+        self._api = settings.netvalve_url("api")
+        self._hpp = settings.netvalve_url("hpp")
+        self._hpf = settings.netvalve_url("hpf")
+        self._headers = self._auth_headers(settings)
+
+    @staticmethod
+    def _auth_headers(settings: Settings) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if settings.netvalve_client_id:
+            headers["netvalve-client-id"] = settings.netvalve_client_id
+        if settings.netvalve_api_key:
+            headers["netvalve-api-key"] = settings.netvalve_api_key.get_secret_value()
+        username = settings.netvalve_basic_auth_username
+        password = settings.netvalve_basic_auth_password
+        if username and password:
+            pair = f"{username}:{password.get_secret_value()}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        return headers
+
+    def routing(self, currency: str) -> dict[str, Any]:
+        """`midId` / `netvalveMidId` for the currency's MID, else `siteId` for smart routing."""
+        code = normalise_currency(currency)
+        mid = self._settings.configured_mids().get(code)
+        if mid is not None:
+            return {"midId": int(mid)} if mid.isdigit() else {"netvalveMidId": mid}
+        if self._settings.netvalve_site_id:
+            return {"siteId": self._settings.netvalve_site_id}
+        raise NetvalveConfigurationError(
+            f"no NETVALVE_MID_ID_{code} and no NETVALVE_SITE_ID: cannot route {code}"
+        )
+
+    # payments
+
+    async def sale(self, request: PaymentRequest) -> NetvalveResult:
+        return await self._post("sale", self._api, "/sale", self._payment_body(request))
+
+    async def authorize(self, request: PaymentRequest) -> NetvalveResult:
+        return await self._post("authorize", self._api, "/authorize", self._payment_body(request))
+
+    async def capture(
+        self, transaction_id: int, amount: Decimal, *, final_capture: bool = False
+    ) -> NetvalveResult:
+        body: dict[str, Any] = {"transactionID": transaction_id, "amount": amount}
+        if final_capture:
+            body["captureOptions"] = {"finalCapture": True}
+        return await self._post("capture", self._api, "/capture", body)
+
+    async def cancel(self, transaction_id: int) -> NetvalveResult:
+        return await self._post("cancel", self._api, "/cancel", {"transactionID": transaction_id})
+
+    async def refund(self, transaction_id: int, amount: Decimal | None = None) -> NetvalveResult:
+        """A partial refund of `amount`, or of everything left when `amount` is None."""
+        body: dict[str, Any] = {"transactionID": transaction_id}
+        if amount is not None:
+            body["amount"] = amount
+        return await self._post("refund", self._api, "/refund", body)
+
+    # lookups
+
+    async def inquiry(self, transaction_id: int) -> NetvalveResult:
+        return await self._get("inquiry", self._api, "/inquiry", {"transactionId": transaction_id})
+
+    async def get_transaction(self, transaction_id: int) -> NetvalveResult:
+        return await self._get("get_transaction", self._api, "/transaction", {"id": transaction_id})
+
+    async def get_order(
+        self,
+        *,
+        client_order_id: str | None = None,
+        order_id: int | None = None,
+        transaction_id: int | None = None,
+    ) -> NetvalveResult:
+        params = {
+            "clientOrderId": client_order_id,
+            "id": order_id,
+            "transactionId": transaction_id,
+        }
+        chosen = {name: value for name, value in params.items() if value is not None}
+        if not chosen:
+            raise ValueError("get_order needs client_order_id, order_id or transaction_id")
+        return await self._get("get_order", self._api, "/order", chosen)
+
+    # hosted pages
+
+    async def initialize_hpf_session(self) -> NetvalveResult:
+        return await self._get("hpf_session", self._hpf, "/hpf/initializeSession", {})
+
+    async def create_hpp_order(self, request: HppOrderRequest) -> NetvalveResult:
+        body: dict[str, Any] = {
+            "amount": request.amount,
+            "currency": normalise_currency(request.currency),
+            "mode": request.mode,
+            "clientOrderId": request.client_order_id,
+            "successUrl": request.success_url,
+            "cancelUrl": request.cancel_url,
+            "failedUrl": request.failed_url,
+            **self.routing(request.currency),
+        }
+        if request.pending_url:
+            body["pendingUrl"] = request.pending_url
+        if request.order_description:
+            body["orderDesc"] = request.order_description
+        customer = request.customer.wire()
+        if customer:
+            body["customerDetails"] = customer
+        return await self._post("hpp_order", self._hpp, "/hpp/order", body)
+
+    # transport
+
+    def _payment_body(self, request: PaymentRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "amount": request.amount,
+            "currency": normalise_currency(request.currency),
+            # Sent although the docs' examples omit it: the OpenAPI file marks it required.
+            "paymentType": "CARD",
+            "paymentToken": request.payment_token,
+            "clientOrderId": request.client_order_id,
+            **self.routing(request.currency),
+            **request.customer.wire(),
+        }
+        if request.order_description:
+            body["orderDesc"] = request.order_description
+        return body
+
+    async def _post(
+        self, operation: Operation, base: str, path: str, body: Mapping[str, Any]
+    ) -> NetvalveResult:
+        request = self._http.build_request(
+            "POST",
+            base + path,
+            content=json_with_amounts(body),
+            headers={**self._headers, "Content-Type": "application/json"},
+        )
+        return await self._send(operation, request)
+
+    async def _get(
+        self, operation: Operation, base: str, path: str, params: Mapping[str, Any]
+    ) -> NetvalveResult:
+        request = self._http.build_request("GET", base + path, params=params, headers=self._headers)
+        return await self._send(operation, request)
+
+    async def _send(self, operation: Operation, request: httpx.Request) -> NetvalveResult:
+        started = time.perf_counter()
+        try:
+            response = await self._http.send(request)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # The request never left this process: safe to retry.
+            result: NetvalveResult = Unavailable(operation=operation, reason=_reason(exc))
+        except httpx.TimeoutException as exc:
+            result = UnknownOutcome(operation=operation, reason=_reason(exc))
+        except httpx.TransportError as exc:
+            result = UnknownOutcome(operation=operation, reason=_reason(exc))
+        else:
+            result = _classify(operation, response.status_code, response.content)
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+        result = dataclasses.replace(result, elapsed_ms=elapsed_ms)
+        _log(result, request)
+        return result
+
+
+def _reason(exc: httpx.TransportError) -> str:
+    reasons: dict[type[httpx.TransportError], str] = {
+        httpx.ConnectTimeout: "connect_timeout",
+        httpx.PoolTimeout: "pool_timeout",
+        httpx.ConnectError: "connection_refused",
+        httpx.ReadTimeout: "timeout",
+        httpx.WriteTimeout: "timeout",
+        httpx.RemoteProtocolError: "connection_lost",
+        httpx.ReadError: "connection_lost",
+        httpx.WriteError: "connection_lost",
+    }
+    for kind, reason in reasons.items():
+        if isinstance(exc, kind):
+            return reason
+    return type(exc).__name__
+
+
+def _log(result: NetvalveResult, request: httpx.Request) -> None:
+    fields: dict[str, Any] = {
+        "operation": result.operation,
+        "method": request.method,
+        "path": request.url.path,
+        "http_status": result.http_status,
+        "outcome": type(result).__name__,
+        "elapsed_ms": result.elapsed_ms,
+    }
+    if isinstance(result, Approved | Pending | Declined):
+        fields.update(response_code=result.response_code, transaction_id=result.transaction_id)
+    elif isinstance(result, ValidationFailed):
+        fields["response_codes"] = [error.response_code for error in result.errors]
+    elif isinstance(result, AuthenticationFailed):
+        fields["response_code"] = result.response_code
+    else:
+        fields["reason"] = result.reason
+    if isinstance(result, Approved | Pending):
+        log.info("netvalve.call", **fields)
+    else:
+        log.warning("netvalve.call", **fields)
