@@ -1,0 +1,36 @@
+"""`make sandbox`: the NetValve sandbox on 127.0.0.1:8090 (SANDBOX_HOST / SANDBOX_PORT).
+
+It accepts the credentials in NETVALVE_CLIENT_ID and NETVALVE_API_KEY (defaults:
+sandbox-client / sandbox-api-key), so the service and the sandbox share one configuration.
+"""
+
+import uvicorn
+
+from app.core.logging import configure_logging
+from app.sandbox.app import SandboxSettings, create_sandbox_app
+
+
+def main() -> None:
+    settings = SandboxSettings()
+    configure_logging("INFO")
+    base = f"http://{settings.sandbox_host}:{settings.sandbox_port}"
+    print(  # noqa: T201
+        f"\nNetValve sandbox on {base}\n"
+        f"  client id   {settings.netvalve_client_id} (headers netvalve-client-id, "
+        "netvalve-api-key)\n"
+        f"  HPF demo    {base}/hpf/demo\n"
+        f"  Controls    {base}/_sandbox/docs\n",
+        flush=True,
+    )
+    uvicorn.run(
+        create_sandbox_app(settings),
+        host=settings.sandbox_host,
+        port=settings.sandbox_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=1,
+    )
+
+
+if __name__ == "__main__":
+    main()
