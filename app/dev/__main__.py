@@ -2,7 +2,8 @@
 
 Without DATABASE_URL (in the environment or `.env`) this starts an embedded PostgreSQL whose data
 lives in ./.data/postgres, applies the migrations, creates Medusa's tables with one demo cart,
-and serves on 127.0.0.1:8000. With DATABASE_URL set it starts nothing embedded and only migrates
+starts the NetValve sandbox in-process with generated credentials, and serves on 127.0.0.1:8000.
+With DATABASE_URL set it starts nothing embedded and only migrates
 and serves (MEDUSA_DEMO=1 also creates the demo Medusa tables there, for docker compose).
 Ctrl-C stops the service and then the embedded database.
 
@@ -11,6 +12,7 @@ Ctrl-C stops the service and then the embedded database.
 
 import asyncio
 import os
+import secrets
 import signal
 import sys
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from pathlib import Path
 import asyncpg
 import uvicorn
 from alembic.config import CommandLine, Config
+from pydantic import SecretStr
 
 from alembic import command
 from app.core.config import DatabaseSettings
@@ -29,13 +32,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = Path(os.environ.get("DEV_DATA_DIR", PROJECT_ROOT / ".data")) / "postgres"
 DATABASE_NAME = "netvalve"
 
-# Sandbox-only credentials so the embedded default is complete; never valid against NetValve.
+# The embedded default: development mode against the in-process NetValve sandbox.
 DEV_DEFAULTS = {
     "ENVIRONMENT": "development",
     "LOG_LEVEL": "INFO",
     "NETVALVE_ENVIRONMENT": "sandbox",
-    "NETVALVE_CLIENT_ID": "sandbox-client",
-    "NETVALVE_API_KEY": "sandbox-api-key",
     "NETVALVE_MID_ID_EUR": "1001",
     "NETVALVE_MID_ID_USD": "1002",
     "NETVALVE_MID_ID_PHP": "1003",
@@ -77,13 +78,45 @@ def database() -> Iterator[bool]:
         os.environ["DATABASE_URL"] = with_database(embedded.url(), DATABASE_NAME)
         for name, value in DEV_DEFAULTS.items():
             os.environ.setdefault(name, value)
-        yield True
+        with sandbox():
+            yield True
     finally:
         # A second Ctrl-C must not leave PostgreSQL running behind us.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         embedded.stop()
         print("Embedded PostgreSQL stopped.", flush=True)  # noqa: T201
+
+
+@contextmanager
+def sandbox() -> Iterator[None]:
+    """The NetValve sandbox in this process, with freshly generated credentials shared with the
+    service through the environment; NETVALVE_BASE_URL points the service at it."""
+    from app.sandbox.app import SandboxSettings
+    from app.sandbox.server import SandboxServer
+
+    client_id = f"sandbox-{secrets.token_hex(4)}"
+    api_key = secrets.token_urlsafe(24)
+    server = SandboxServer(
+        SandboxSettings(
+            _env_file=None,
+            netvalve_client_id=client_id,
+            netvalve_api_key=SecretStr(api_key),
+            sandbox_port=0,
+        )
+    )
+    url = server.start()
+    os.environ.update(
+        NETVALVE_CLIENT_ID=client_id,
+        NETVALVE_API_KEY=api_key,
+        NETVALVE_BASE_URL=url,
+        NETVALVE_HPP_URL=url,
+        NETVALVE_HPF_URL=url,
+    )
+    try:
+        yield
+    finally:
+        server.stop()
 
 
 def banner(base: str, database_url: str, embedded: bool) -> str:
@@ -95,6 +128,10 @@ def banner(base: str, database_url: str, embedded: bool) -> str:
     ]
     if embedded:
         lines.append(f"  Database    embedded PostgreSQL, {database_url}")
+        sandbox_url = os.environ["NETVALVE_BASE_URL"]
+        lines.append(
+            f"  NetValve    in-process sandbox, {sandbox_url} (demo: {sandbox_url}/hpf/demo)"
+        )
     else:
         lines.append("  Database    DATABASE_URL (nothing embedded started)")
     if embedded or os.environ.get("MEDUSA_DEMO") == "1":
