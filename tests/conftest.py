@@ -24,12 +24,11 @@ import pytest
 import pytest_asyncio
 from alembic.config import Config
 from fastapi import FastAPI
-from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from alembic import command
 from app.api.deps import get_db_session
-from app.core.config import AppEnvironment, NetvalveEnvironment, Settings
+from app.core.config import Settings
 from app.db.session import create_engine
 from app.dev.embedded_pg import (
     EmbeddedPostgres,
@@ -40,13 +39,12 @@ from app.dev.embedded_pg import (
 )
 from app.dev.medusa_demo import create_medusa_schema
 from app.main import create_app
+from tests.fixtures.gateway import backend, backend_name, sandbox, sandbox_url  # noqa: F401
 from tests.fixtures.logs import captured_logs  # noqa: F401
 from tests.fixtures.medusa import MEDUSA_TABLE_NAMES
+from tests.fixtures.settings import make_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-TEST_API_KEY = "nv_test_7f3c9a1e5b2d4f60a8c1e9b7d3f5a2c4"
-TEST_BASIC_AUTH_PASSWORD = "bp_test_4e8a2c6f0b1d3e5a7c9f2b4d6e8a0c1f"
 
 
 def bare_env(**variables: str) -> dict[str, str]:
@@ -131,23 +129,6 @@ def database_url(databases: Databases) -> str:
     asyncio.run(create_medusa_tables(url))
     command.upgrade(alembic_config(url), "head")
     return url
-
-
-def make_settings(database_url: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "environment": AppEnvironment.TEST,
-        "database_url": database_url,
-        "netvalve_environment": NetvalveEnvironment.SANDBOX,
-        "netvalve_client_id": "test-client",
-        "netvalve_api_key": SecretStr(TEST_API_KEY),
-        "netvalve_basic_auth_username": "merchant",
-        "netvalve_basic_auth_password": SecretStr(TEST_BASIC_AUTH_PASSWORD),
-        "netvalve_mid_id_eur": "2",
-        "cors_origins": ["https://shop.example.com"],
-        "log_level": "INFO",
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

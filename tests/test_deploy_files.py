@@ -10,7 +10,8 @@ import yaml
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.conftest import PROJECT_ROOT, make_settings
+from tests.conftest import PROJECT_ROOT
+from tests.fixtures.settings import make_settings
 
 SERVICE_PORT = 8000
 # Read by the `make run` launcher (app/dev/__main__.py) and the tests, not by Settings.

@@ -7,14 +7,8 @@ import pytest
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.conftest import (
-    TEST_API_KEY,
-    TEST_BASIC_AUTH_PASSWORD,
-    Databases,
-    asgi_client,
-    make_settings,
-    started_app,
-)
+from tests.conftest import Databases, asgi_client, started_app
+from tests.fixtures.settings import TEST_API_KEY, TEST_BASIC_AUTH_PASSWORD, make_settings
 
 pytestmark = pytest.mark.asyncio
 

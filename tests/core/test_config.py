@@ -6,7 +6,8 @@ import pytest
 from pydantic import SecretStr
 
 from app.core.config import ConfigurationError, NetvalveEnvironment, load_settings
-from tests.conftest import PROJECT_ROOT, TEST_API_KEY, bare_env
+from tests.conftest import PROJECT_ROOT, bare_env
+from tests.fixtures.settings import TEST_API_KEY
 
 DB = "postgresql+asyncpg://app@db.internal:5432/netvalve"
 
