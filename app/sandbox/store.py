@@ -160,7 +160,8 @@ def validate_card(body: dict[str, Any]) -> Card:
     year = str(body.get("cardExpireYear") or "")
     cvv = str(body.get("cardSecurityCode") or "")
     errors = []
-    if not cards.luhn_valid(number):
+    # NetValve's documented decline card fails the Luhn check; the test cards are accepted as is.
+    if not (cards.luhn_valid(number) or number in cards.CARD_OUTCOMES):
         errors.append(field_error("GTW_2034", "cardNumber", "Card Number Invalid."))
     if month not in {f"{m:02d}" for m in range(1, 13)}:
         errors.append(field_error("GTW_2023", "cardExpireMonth", "Invalid expiry month."))
