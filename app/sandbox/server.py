@@ -10,6 +10,7 @@ import threading
 import time
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from app.sandbox.app import SandboxSettings, create_sandbox_app
 from app.sandbox.faults import ConnectionDropped
@@ -22,12 +23,13 @@ class _DropInjectedResets(logging.Filter):
         return not (record.exc_info and isinstance(record.exc_info[1], ConnectionDropped))
 
 
-class SandboxServer:
-    def __init__(self, settings: SandboxSettings, *, host: str = "127.0.0.1", port: int = 0):
-        self.settings = settings
-        self.app = create_sandbox_app(settings)
+class ThreadedServer:
+    """Any ASGI app served by uvicorn on a loopback socket, in a daemon thread."""
+
+    def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
         config = uvicorn.Config(
-            self.app,
+            app,
             host=host,
             port=port,
             log_config=None,
@@ -61,3 +63,9 @@ class SandboxServer:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
+
+
+class SandboxServer(ThreadedServer):
+    def __init__(self, settings: SandboxSettings, *, host: str = "127.0.0.1", port: int = 0):
+        self.settings = settings
+        super().__init__(create_sandbox_app(settings), host=host, port=port)
