@@ -10,6 +10,7 @@ import yaml
 
 from app.core.config import Settings
 from app.main import create_app
+from app.sandbox.app import SandboxSettings
 from tests.conftest import PROJECT_ROOT
 from tests.fixtures.settings import make_settings
 
@@ -17,6 +18,7 @@ SERVICE_PORT = 8000
 # Read by the `make run` launcher (app/dev/__main__.py) and the tests, not by Settings.
 LAUNCHER_VARIABLES = {"HOST", "PORT", "DEV_DATA_DIR", "MEDUSA_DEMO", "RELOAD", "TEST_DATABASE_URL"}
 SETTINGS_VARIABLES = {name.upper() for name in Settings.model_fields}
+SANDBOX_VARIABLES = {name.upper() for name in SandboxSettings.model_fields}
 
 
 def read(name: str) -> str:
@@ -143,7 +145,8 @@ class TestEnvExample:
         variables = self.variables()
         assert len(variables) == len(set(variables))
         assert SETTINGS_VARIABLES <= set(variables)
-        assert set(variables) <= SETTINGS_VARIABLES | LAUNCHER_VARIABLES
+        assert SANDBOX_VARIABLES <= set(variables)
+        assert set(variables) <= SETTINGS_VARIABLES | SANDBOX_VARIABLES | LAUNCHER_VARIABLES
 
     def test_each_variable_has_a_comment_above_it(self):
         lines = read(".env.example").splitlines()
