@@ -1,5 +1,6 @@
 """`make run`'s launcher, as a newcomer runs it: no configuration, then Ctrl-C."""
 
+import re
 import signal
 import socket
 import subprocess
@@ -31,6 +32,17 @@ def wait_until_serving(base: str, process: subprocess.Popen[str], timeout: float
     pytest.fail("the service did not start")
 
 
+def read_banner(process: subprocess.Popen[str]) -> str:
+    """What the launcher prints up to its "Press Ctrl-C" line."""
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("Press Ctrl-C"):
+            return "".join(lines)
+    pytest.fail("the launcher printed no banner:\n" + "".join(lines))
+
+
 def postgres_processes(data_dir: str) -> list[psutil.Process]:
     found = []
     for process in psutil.process_iter(attrs=("name", "cmdline")):
@@ -58,16 +70,21 @@ def test_serves_docs_health_and_ready_with_no_configuration_then_stops_cleanly(t
 
         docs = httpx.get(f"{base}/docs", timeout=5)
         ready = httpx.get(f"{base}/health/ready", timeout=10)
+        banner = read_banner(launcher)
+        sandbox = re.search(r"NetValve +in-process sandbox, (http://127\.0\.0\.1:\d+)", banner)
+        assert sandbox, banner
+        demo = httpx.get(f"{sandbox.group(1)}/hpf/demo", timeout=5)
 
         assert docs.status_code == 200
         assert "swagger-ui" in docs.text
         assert ready.status_code == 200, ready.text
+        assert demo.status_code == 200
         assert postgres_processes(str(tmp_path))
     finally:
         launcher.send_signal(signal.SIGINT)
         output, _ = launcher.communicate(timeout=60)
 
     assert launcher.returncode == 0, output
-    assert "Swagger UI  " + base + "/docs" in output
+    assert "Swagger UI  " + base + "/docs" in banner
     assert "Embedded PostgreSQL stopped." in output
     assert not [process for process in postgres_processes(str(tmp_path)) if process.is_running()]
