@@ -294,9 +294,10 @@ class SandboxStore:
                     [field_error("GTW_2020", "clientOrderId", "At most 100 characters.")]
                 )
             async with self._lock:
-                card = self._card_for_payment(body)
+                # Checked before the token is spent, so a refused duplicate leaves it usable.
                 if client_order_id is not None and str(client_order_id) in self.client_order_ids:
                     return refusal("GTW_2065", "Duplicate clientOrderId.")
+                card = self._card_for_payment(body)
                 outcome = cards.outcome_for(card.number, amount)
                 status = _initial_status(kind, outcome)
                 transaction = self._new(

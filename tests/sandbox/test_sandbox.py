@@ -494,3 +494,19 @@ class TestWebhooks:
 
 def _b64(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+async def test_a_refused_duplicate_leaves_its_token_usable(sandbox: SandboxBackend):
+    first = await sandbox.payment()
+    await approved(sandbox.client.sale(first))
+    second = await sandbox.payment()
+    duplicate = type(second)(
+        amount=second.amount,
+        currency="EUR",
+        client_order_id=first.client_order_id,
+        payment_token=second.payment_token,
+    )
+
+    await refused(sandbox.client.sale(duplicate), "GTW_2065")
+
+    await approved(sandbox.client.sale(second))
