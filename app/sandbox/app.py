@@ -112,6 +112,7 @@ def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
         delivery = asyncio.create_task(webhooks.run())
         yield
         delivery.cancel()
+        await webhooks.close()
 
     app = FastAPI(title="NetValve sandbox", lifespan=lifespan, docs_url="/_sandbox/docs")
     app.state.store = store

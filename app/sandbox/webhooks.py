@@ -65,6 +65,12 @@ class WebhookDispatcher:
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
 
+    async def close(self) -> None:
+        """Stop deliveries still retrying; the sandbox is going away."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def _deliver(self, http: httpx.AsyncClient, url: str, event: dict[str, Any]) -> None:
         body = json_with_amounts(event)
         headers = {"Content-Type": "application/json"}
