@@ -173,7 +173,10 @@ def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
     async def demo(request: Request) -> HTMLResponse:
         _, session = await store.initialize_hpf_session(base_url(request))
         token = str(session["paymentToken"]) if isinstance(session, dict) else ""
-        return HTMLResponse(DEMO_PAGE.replace("{{PAYMENT_TOKEN}}", token))
+        ttl = f"{settings.sandbox_token_ttl_seconds:g}"
+        return HTMLResponse(
+            DEMO_PAGE.replace("{{PAYMENT_TOKEN}}", token).replace("{{TOKEN_TTL}}", ttl)
+        )
 
     @app.get("/hpf/sdk.js")
     async def sdk() -> Response:

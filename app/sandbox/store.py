@@ -39,7 +39,7 @@ def timestamp() -> str:
 
 def webhook_timestamp() -> str:
     """Webhooks use local time with nanoseconds and no zone (NETVALVE_API.md §4)."""
-    now = datetime.now(UTC)
+    now = datetime.now()
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond:06d}000"
 
 
@@ -95,6 +95,7 @@ class Transaction:
     routing: dict[str, Any]
     card: Card | None
     parent_id: int | None = None
+    channel: str = "HOSTED_PAYMENT_FIELDS"  # or API, for card fields sent directly
     captured: Decimal = Decimal(0)
     refunded: Decimal = Decimal(0)
     children: list[int] = field(default_factory=list)
@@ -234,7 +235,12 @@ class SandboxStore:
             self.tokens[token] = HpfToken(token, time.monotonic() + self.rules.token_ttl_seconds)
         jwt = _jwt(
             self._jwt_secret,
-            {"jti": token, "iat": issued, "iss": "NETVALVE", "exp": issued + 300},
+            {
+                "jti": token,
+                "iat": issued,
+                "iss": "NETVALVE",
+                "exp": issued + round(self.rules.token_ttl_seconds),
+            },
         )
         version = "1.0.0"
         return 200, {
@@ -303,6 +309,7 @@ class SandboxStore:
                 transaction = self._new(
                     kind, amount, currency, outcome, status, client_order_id, routing, card
                 )
+                transaction.channel = "HOSTED_PAYMENT_FIELDS" if body.get("paymentToken") else "API"
                 if client_order_id is not None:
                     self.client_order_ids[str(client_order_id)] = transaction.id
                 self._emit(transaction)
@@ -314,7 +321,7 @@ class SandboxStore:
         payment_type = body.get("paymentType")
         if payment_type is not None and payment_type not in {"CARD", "WALLET", "TOKEN"}:
             raise ValidationErrors(
-                [field_error("GTW_2092", "paymentType", "Invalid payment type.")]
+                [field_error("GTW_2093", "paymentType", "Must be one of CARD, WALLET, TOKEN.")]
             )
         if body.get("paymentToken"):
             token = self._live_token(body["paymentToken"])
@@ -347,12 +354,9 @@ class SandboxStore:
             return 400, exc.errors
 
     def _capture_refusal(self, parent: Transaction, amount: Decimal, final: bool) -> Answer | None:
-        if parent.type == "SALE" or parent.status in {"Settled", "PARTIALLY_SETTLED"}:
-            return refusal("GTW_2046", "Transaction already captured.")
-        if parent.status == "Cancelled":
-            return refusal("GTW_2047", "Transaction already cancelled.")
-        if parent.type != "AUTHORIZATION" or parent.status != "Authorised":
-            return refusal("GTW_2100", "Operation not allowed for this transaction.")
+        refused = _state_refusal(parent)
+        if refused:
+            return refused
         if amount > parent.amount:
             return refusal("GTW_2124", "Partial capture amount exceeds the authorized amount.")
         if amount < parent.amount and not self.rules.partial_capture_enabled:
@@ -368,12 +372,9 @@ class SandboxStore:
                 parent = self._settle_pending(self.transactions.get(transaction_id))
                 if parent is None:
                     return refusal("GTW_2103", "Reference transaction not found.", 404)
-                if parent.status == "Cancelled":
-                    return refusal("GTW_2047", "Transaction already cancelled.")
-                if parent.type == "SALE" or parent.status in {"Settled", "PARTIALLY_SETTLED"}:
-                    return refusal("GTW_2046", "Transaction already captured.")
-                if parent.type != "AUTHORIZATION" or parent.status != "Authorised":
-                    return refusal("GTW_2100", "Operation not allowed for this transaction.")
+                refused = _state_refusal(parent)
+                if refused:
+                    return refused
                 parent.status = "Cancelled"
                 child = self._child(parent, "CANCEL", parent.amount, "Cancelled")
                 self._emit(child)
@@ -543,6 +544,7 @@ class SandboxStore:
             routing=routing,
             card=card,
             parent_id=parent.id if parent else None,
+            channel=parent.channel if parent else "HOSTED_PAYMENT_FIELDS",
         )
         self._next_id += 1
         if parent is None:
@@ -605,7 +607,7 @@ class SandboxStore:
                 cardType=cards.card_type(transaction.card.number),
                 cardExpiryMonth=transaction.card.expire_month,
                 cardExpiryYear=transaction.card.expire_year,
-                paymentChannelType="HOSTED_PAYMENT_FIELDS",
+                paymentChannelType=transaction.channel,
             )
         if outcome.approved:
             body.update(
@@ -624,7 +626,8 @@ class SandboxStore:
             "status": transaction.status,
             "settlementStatus": transaction.status,
             "paymentMethod": "CARD",
-            "paymentType": transaction.type,
+            "paymentType": "CARD",
+            "transactionType": transaction.type,
             "amount": transaction.amount,
             "currency": transaction.currency,
             "cardNumber": transaction.card.masked if transaction.card else None,
@@ -693,6 +696,21 @@ _EVENT_NAMES = {
     "CANCEL": ("CANCELLED", "CANCELLATION_FAILED", "CANCELLATION_PENDING"),
     "REFUND": ("REFUNDED", "REFUND_FAILED", "REFUND_PENDING"),
 }
+
+
+def _state_refusal(parent: Transaction) -> Answer | None:
+    """Why a capture or cancel cannot act on `parent`; None for a live authorization."""
+    if parent.outcome.pending:
+        return refusal("GTW_2049", "Transaction pending.")
+    if not parent.outcome.approved:
+        return refusal("GTW_2100", "Operation not allowed for this transaction.")
+    if parent.type == "SALE" or parent.status in {"Settled", "PARTIALLY_SETTLED"}:
+        return refusal("GTW_2046", "Transaction already captured.")
+    if parent.status == "Cancelled":
+        return refusal("GTW_2047", "Transaction already cancelled.")
+    if parent.type != "AUTHORIZATION":
+        return refusal("GTW_2100", "Operation not allowed for this transaction.")
+    return None
 
 
 def _event_name(transaction: Transaction) -> str:

@@ -1,5 +1,5 @@
 """Webhook delivery, as NetValve does it: `{eventName, data}` POSTed with the configured custom
-header, at least once, retried on anything but a 2xx.
+header, at least once, retried on anything but a 200.
 
 For exercising receivers it can also deliver some events twice (`duplicate_rate`) and shuffle the
 order of events queued close together (`reorder`).
@@ -83,7 +83,8 @@ class WebhookDispatcher:
             except httpx.HTTPError as exc:
                 log.warning("sandbox.webhook_failed", attempt=attempt, error=type(exc).__name__)
                 continue
-            if response.is_success:
+            # NetValve counts only a 200 as delivered (NETVALVE_API.md §10).
+            if response.status_code == 200:
                 self.delivered.append(event)
                 return
             log.warning("sandbox.webhook_rejected", attempt=attempt, status=response.status_code)

@@ -258,6 +258,31 @@ class TestTransactionRules:
         )
         await refused(sandbox.client.cancel(sale.transaction_id), "GTW_2046")
 
+    async def test_a_pending_authorization_cannot_be_captured_or_cancelled(self, sandbox):
+        pending = await sandbox.client.authorize(await sandbox.payment(amount="1002.00"))
+        assert isinstance(pending, Pending)
+
+        await refused(
+            sandbox.client.capture(pending.transaction_id, Decimal("1002.00")), "GTW_2049"
+        )
+        await refused(sandbox.client.cancel(pending.transaction_id), "GTW_2049")
+
+    async def test_a_declined_payment_allows_nothing(self, sandbox):
+        declined = await refused(
+            sandbox.client.authorize(await sandbox.payment(card=DECLINE_CARD)), "BNK_2005"
+        )
+
+        await refused(sandbox.client.capture(declined.transaction_id, Decimal("44.00")), "GTW_2100")
+        await refused(sandbox.client.cancel(declined.transaction_id), "GTW_2100")
+        await refused(sandbox.client.refund(declined.transaction_id), "GTW_2100")
+
+    async def test_records_name_the_channel_and_the_type(self, sandbox):
+        sale = await approved(sandbox.client.sale(await sandbox.payment()))
+        record = await approved(sandbox.client.get_transaction(sale.transaction_id))
+
+        assert sale.body["paymentChannelType"] == "HOSTED_PAYMENT_FIELDS"
+        assert (record.body["paymentType"], record.body["transactionType"]) == ("CARD", "SALE")
+
     async def test_unknown_transaction(self, sandbox):
         result = await refused(sandbox.client.capture(1, Decimal("1.00")), "GTW_2103")
 
@@ -284,7 +309,7 @@ class TestWireValidation:
             ("10.00", {"currency": None}, "GTW_2018"),
             ("10.00", {"currency": "ZZZ"}, "GTW_2019"),
             ("10.00", {"midId": None}, "GTW_2000"),
-            ("10.00", {"paymentType": "CASH"}, "GTW_2092"),
+            ("10.00", {"paymentType": "CASH"}, "GTW_2093"),
             ("10.00", {"clientOrderId": "x" * 101}, "GTW_2020"),
         ],
     )
