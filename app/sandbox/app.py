@@ -2,7 +2,10 @@
 
 import asyncio
 import base64
+import hashlib
 import hmac
+import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +24,20 @@ from app.sandbox.webhooks import WebhookConfig, WebhookDispatcher
 
 DEMO_PAGE = (Path(__file__).parent / "demo.html").read_text(encoding="utf-8")
 SDK_SCRIPT = (Path(__file__).parent / "sdk.js").read_text(encoding="utf-8")
+SDK_VERSION = "1.0.0"
+BACKOFFICE_TOKEN_TTL_SECONDS = 3600
+
+
+def _sri(content: bytes) -> str:
+    return "sha384-" + base64.b64encode(hashlib.sha384(content).digest()).decode()
+
+
+# (id, isDefault, createdDate, integrity) of the back office's HPF script records: an older
+# record whose integrity no longer matches the served SDK, then the default, which does.
+BACKOFFICE_SCRIPTS = (
+    (101, False, "2024-06-03T09:15:00.000+00:00", _sri(b"/* an earlier sandbox SDK build */")),
+    (102, True, "2024-11-08T12:38:58.140+00:00", _sri(SDK_SCRIPT.encode())),
+)
 
 
 class SandboxSettings(BaseSettings):
@@ -80,6 +97,10 @@ class AuthenticationRequired(Exception):
 
 def _same(given: str | None, expected: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
@@ -245,6 +266,58 @@ def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
     async def order(request: Request, _: Authenticated) -> Response:
         return answer(await store.get_order(dict(request.query_params)))
 
+    # --- back office: undocumented portal API (NETVALVE_API.md §9, waterfall step 2) ----------
+
+    backoffice_tokens: dict[str, float] = {}  # accessToken -> time.monotonic() at expiry
+
+    @app.post("/backoffice/users/sign-in")
+    async def backoffice_sign_in(request: Request) -> Response:
+        # The portal's login with the basic-auth pair; `checkForBot` is accepted and ignored.
+        body = await body_of(request)
+        if body is None:
+            return answer(invalid_body)
+        user = settings.netvalve_basic_auth_username
+        password = settings.netvalve_basic_auth_password
+        if not (user and password):
+            return authentication_failure()
+        user_ok = _same(_text(body.get("userName")), user)
+        password_ok = _same(_text(body.get("password")), password.get_secret_value())
+        if not (user_ok and password_ok):
+            return authentication_failure()
+        now = time.monotonic()
+        for expired in [token for token, until in backoffice_tokens.items() if until <= now]:
+            del backoffice_tokens[expired]
+        token = secrets.token_urlsafe(32)
+        backoffice_tokens[token] = now + BACKOFFICE_TOKEN_TTL_SECONDS
+        return WireResponse({"accessToken": token, "expiresIn": BACKOFFICE_TOKEN_TTL_SECONDS})
+
+    def signed_in(request: Request) -> None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        until = backoffice_tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        if until is None or time.monotonic() >= until:
+            raise AuthenticationRequired
+
+    SignedIn = Annotated[None, Depends(signed_in)]
+
+    @app.get("/backoffice/hpf/script")
+    async def backoffice_scripts(request: Request, _: SignedIn) -> Response:
+        src = f"{base_url(request)}/hpf/sdk.js?version={SDK_VERSION}"
+        return WireResponse(
+            [
+                {
+                    "id": script_id,
+                    "status": "ACTIVE",
+                    "deleted": False,
+                    "isDefault": is_default,
+                    "createdDate": created,
+                    "netvalveScriptSrc": src,
+                    "integrity": integrity,
+                    "clientVersion": SDK_VERSION,
+                }
+                for script_id, is_default, created, integrity in BACKOFFICE_SCRIPTS
+            ]
+        )
+
     # --- control endpoints for tests, scripts and people (not part of NetValve's API) -------
 
     @app.get("/_sandbox/faults")
@@ -277,5 +350,6 @@ def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
         store.reset()
         faults.rules.clear()
         webhooks.delivered.clear()
+        backoffice_tokens.clear()
 
     return app
