@@ -69,10 +69,14 @@ Operation = Literal[
     "get_order",
     "hpf_session",
     "hpp_order",
+    "backoffice_sign_in",
+    "backoffice_scripts",
 ]
 # Lookups answer 200 with a record whose own response code describes the transaction, not the
 # lookup; for them any 200 JSON object is a successful read.
-_LOOKUPS: frozenset[Operation] = frozenset({"get_transaction", "get_order"})
+_LOOKUPS: frozenset[Operation] = frozenset(
+    {"get_transaction", "get_order", "backoffice_sign_in", "backoffice_scripts"}
+)
 
 
 class NetvalveConfigurationError(Exception):
@@ -247,7 +251,8 @@ def _as_int(value: object) -> int | None:
 
 def _parse(content: bytes) -> object:
     try:
-        return json.loads(content)
+        # Amounts stay exact: 44.00 is read as Decimal("44.00"), never as a float.
+        return json.loads(content, parse_float=Decimal)
     except ValueError:
         return None
 
@@ -262,6 +267,8 @@ def _classify(operation: Operation, status: int, content: bytes) -> NetvalveResu
         return AuthenticationFailed(
             operation=operation, http_status=status, response_code=code, response_message=message
         )
+    if status < 300 and operation == "backoffice_scripts" and isinstance(body, list):
+        return Approved(operation=operation, http_status=status, body={"items": body})
     if status < 300 and not isinstance(body, dict):
         return UnknownOutcome(operation=operation, http_status=status, reason="malformed_body")
     if status == 400 and isinstance(body, list):
@@ -435,6 +442,33 @@ class NetvalveClient:
         if customer:
             body["customerDetails"] = customer
         return await self._post("hpp_order", self._hpp, "/hpp/order", body)
+
+    # back office (undocumented; seen in third-party integrations, NETVALVE_API.md §9)
+
+    async def backoffice_hpf_scripts(self) -> NetvalveResult:
+        """Signs in with the basic-auth credentials, then lists the account's HPF scripts."""
+        username = self._settings.netvalve_basic_auth_username
+        password = self._settings.netvalve_basic_auth_password
+        if not (username and password):
+            raise NetvalveConfigurationError("the back office needs NETVALVE_BASIC_AUTH_*")
+        backoffice = self._settings.netvalve_url("backoffice")
+        signed_in = await self._post(
+            "backoffice_sign_in",
+            backoffice,
+            "/backoffice/users/sign-in",
+            {"userName": username, "password": password.get_secret_value(), "checkForBot": "net"},
+        )
+        if not isinstance(signed_in, Approved) or not signed_in.body.get("accessToken"):
+            return signed_in
+        request = self._http.build_request(
+            "GET",
+            backoffice + "/backoffice/hpf/script",
+            headers={
+                "Accept": "application/json",
+                "Authorization": f"Bearer {signed_in.body['accessToken']}",
+            },
+        )
+        return await self._send("backoffice_scripts", request)
 
     # transport
 
