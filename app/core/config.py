@@ -38,6 +38,7 @@ _PLACEHOLDER = re.compile(
 )
 
 SUPPORTED_CURRENCIES = ("EUR", "USD", "PHP")
+MIN_API_KEY_LENGTH = 24
 
 
 class AppEnvironment(StrEnum):
@@ -102,10 +103,23 @@ class DatabaseSettings(BaseSettings):
         return self.database_url
 
 
+class CaptureMode(StrEnum):
+    SALE = "sale"  # NetValve POST /sale: authorize and capture at once
+    MANUAL = "manual"  # NetValve POST /authorize, captured later through /capture
+
+
 class Settings(DatabaseSettings):
     environment: AppEnvironment = AppEnvironment.PRODUCTION
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    storefront_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    admin_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    idempotency_key_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
+    unknown_outcome_budget_seconds: float = Field(default=3.0, ge=0, le=60)
+    reconcile_enabled: bool = True
+    reconcile_interval_seconds: float = Field(default=15.0, gt=0, le=3600)
+    reconcile_min_age_seconds: float = Field(default=10.0, ge=0, le=3600)
+    reconcile_max_backoff_seconds: float = Field(default=900.0, gt=0, le=86_400)
 
     medusa_database_url: str | None = None
     database_pool_size: int = Field(default=10, ge=1, le=200)
@@ -126,14 +140,23 @@ class Settings(DatabaseSettings):
     netvalve_hpp_url: AnyHttpUrl | None = None
     netvalve_hpf_url: AnyHttpUrl | None = None
     netvalve_backoffice_url: AnyHttpUrl | None = None
+    netvalve_capture_mode: CaptureMode = CaptureMode.SALE
+    netvalve_hpf_script_src: AnyHttpUrl | None = None
+    netvalve_hpf_script_integrity: str | None = None
+    netvalve_hpp_direct_url: AnyHttpUrl | None = None
+    netvalve_hpp_fallback_enabled: bool = False
+    netvalve_hpp_success_url: AnyHttpUrl | None = None
+    netvalve_hpp_cancel_url: AnyHttpUrl | None = None
+    netvalve_hpp_failed_url: AnyHttpUrl | None = None
+    netvalve_hpf_fallback_script_src: AnyHttpUrl | None = None
     netvalve_connect_timeout: float = Field(default=5.0, gt=0, le=60)
     netvalve_read_timeout: float = Field(default=30.0, gt=0, le=300)
     netvalve_max_connections: int = Field(default=100, ge=1, le=10_000)
     netvalve_max_keepalive_connections: int = Field(default=20, ge=0, le=10_000)
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "storefront_api_keys", "admin_api_keys", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
@@ -176,6 +199,25 @@ class Settings(DatabaseSettings):
                 )
             if "*" in self.cors_origins:
                 raise ValueError("CORS_ORIGINS must not contain * when ENVIRONMENT=production")
+            if not self.admin_api_keys:
+                raise ValueError("ADMIN_API_KEYS is required when ENVIRONMENT=production")
+        for name in ("storefront_api_keys", "admin_api_keys"):
+            for key in getattr(self, name):
+                secret = key.get_secret_value()
+                if is_placeholder(secret) or len(secret) < MIN_API_KEY_LENGTH:
+                    raise ValueError(
+                        f"{name.upper()} holds a key shorter than {MIN_API_KEY_LENGTH} characters "
+                        "or a placeholder"
+                    )
+        if self.netvalve_hpp_fallback_enabled and not (
+            self.netvalve_hpp_success_url
+            and self.netvalve_hpp_cancel_url
+            and self.netvalve_hpp_failed_url
+        ):
+            raise ValueError(
+                "NETVALVE_HPP_FALLBACK_ENABLED needs NETVALVE_HPP_SUCCESS_URL, "
+                "NETVALVE_HPP_CANCEL_URL and NETVALVE_HPP_FAILED_URL"
+            )
         return self
 
     def _require_live_credentials(self) -> None:

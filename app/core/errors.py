@@ -28,16 +28,25 @@ class AppError(Exception):
         *,
         status_code: int | None = None,
         headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.message = message or self.message
         self.status_code = status_code or self.status_code
         self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+        """Members added to the error body beside error/detail/request_id (e.g. the payment)."""
         super().__init__(self.message)
 
+    def body(self, request_id: str) -> dict[str, Any]:
+        rendered = ErrorResponse(
+            error=type(self).__name__, detail=self.message, request_id=request_id
+        )
+        return {**rendered.model_dump(mode="json"), **self.extra}
+
     @classmethod
-    def schema(cls) -> dict[int | str, dict[str, Any]]:
+    def schema(cls, model: type[ErrorResponse] = ErrorResponse) -> dict[int | str, dict[str, Any]]:
         """An entry for a route's `responses=`, so the error is documented in OpenAPI."""
-        return {cls.status_code: {"model": ErrorResponse, "description": cls.__doc__ or ""}}
+        return {cls.status_code: {"model": model, "description": cls.__doc__ or ""}}
 
 
 def request_id_of(request: Request) -> str:
@@ -70,8 +79,8 @@ def error_response(
 
 async def _app_error(request: Request, error: Exception) -> JSONResponse:
     exc = cast(AppError, error)
-    return error_response(
-        exc.status_code, type(exc).__name__, exc.message, request_id_of(request), exc.headers
+    return JSONResponse(
+        exc.body(request_id_of(request)), status_code=exc.status_code, headers=exc.headers
     )
 
 

@@ -19,6 +19,7 @@ LIVE: dict[str, Any] = {
     "netvalve_client_id": "client-8f2e",
     "netvalve_api_key": "nv_live_3b9d2f7a1c5e4b8d",
     "netvalve_site_id": "0b5e3a54-52a4-4e0a-9d0c-3f3b7c0d9e11",
+    "admin_api_keys": "adm_live_5d1f8a3c9e7b2d4f6a8c0e1b",
 }
 
 
@@ -67,6 +68,32 @@ class TestProductionRequirements:
     def test_production_service_cannot_use_the_netvalve_sandbox(self):
         with pytest.raises(ConfigurationError, match="NETVALVE_ENVIRONMENT must be production"):
             load_settings(**live(netvalve_environment="sandbox"))
+
+    def test_production_needs_an_admin_key(self):
+        with pytest.raises(ConfigurationError, match="ADMIN_API_KEYS is required"):
+            load_settings(**live(admin_api_keys=None))
+
+    @pytest.mark.parametrize("keys", ["short", "change-me-change-me-change-me"])
+    def test_weak_api_keys_are_refused(self, keys):
+        with pytest.raises(ConfigurationError, match="STOREFRONT_API_KEYS holds a key"):
+            load_settings(**live(environment="staging", storefront_api_keys=keys))
+
+    def test_api_keys_from_a_comma_separated_variable(self, monkeypatch):
+        monkeypatch.setenv(
+            "STOREFRONT_API_KEYS", "sf_a_000000000000000000000001, sf_b_000000000000000000000002"
+        )
+
+        settings = load_settings(_env_file=None, database_url=DB, netvalve_environment="sandbox")
+
+        assert [key.get_secret_value() for key in settings.storefront_api_keys] == [
+            "sf_a_000000000000000000000001",
+            "sf_b_000000000000000000000002",
+        ]
+        assert "sf_a_" not in repr(settings)
+
+    def test_hpp_fallback_needs_its_urls(self):
+        with pytest.raises(ConfigurationError, match="NETVALVE_HPP_SUCCESS_URL"):
+            load_settings(**live(netvalve_hpp_fallback_enabled=True))
 
     def test_wildcard_cors_is_refused_in_production(self):
         with pytest.raises(ConfigurationError, match="CORS_ORIGINS"):
