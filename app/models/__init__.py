@@ -1,6 +1,26 @@
 """Every ORM table this service owns; importing this module fills `Base.metadata`."""
 
 from app.db.base import Base
+from app.models.payment import (
+    AttemptOutcome,
+    HpfSession,
+    IdempotencyKey,
+    Operation,
+    Payment,
+    PaymentAttempt,
+    PaymentState,
+)
 from app.models.webhook_event import WebhookEvent, WebhookEventStatus
 
-__all__ = ["Base", "WebhookEvent", "WebhookEventStatus"]
+__all__ = [
+    "AttemptOutcome",
+    "Base",
+    "HpfSession",
+    "IdempotencyKey",
+    "Operation",
+    "Payment",
+    "PaymentAttempt",
+    "PaymentState",
+    "WebhookEvent",
+    "WebhookEventStatus",
+]

@@ -1,0 +1,247 @@
+"""Every query on the ledger tables. Methods take domain arguments; the session is the caller's."""
+
+import uuid
+from collections.abc import Collection
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models.payment import (
+    HpfSession,
+    IdempotencyKey,
+    Operation,
+    Payment,
+    PaymentAttempt,
+    PaymentState,
+)
+from app.schemas.payment import PaymentUpdate
+
+# How long a sweeper owns a claimed payment before another may try it.
+RECONCILE_LEASE = timedelta(seconds=60)
+
+
+class PaymentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @classmethod
+    def from_session(cls, session: AsyncSession) -> "PaymentRepository":
+        return cls(session)
+
+    async def get(self, payment_id: uuid.UUID, *, for_update: bool = False) -> Payment | None:
+        statement = select(Payment).where(Payment.id == payment_id)
+        if for_update:
+            statement = statement.with_for_update()
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def find(
+        self,
+        *,
+        payment_id: uuid.UUID | None = None,
+        transaction_id: int | None = None,
+        payment_session_id: str | None = None,
+        cart_id: str | None = None,
+    ) -> Payment | None:
+        statement = select(Payment)
+        if payment_id is not None:
+            statement = statement.where(Payment.id == payment_id)
+        elif transaction_id is not None:
+            statement = statement.where(
+                or_(
+                    Payment.transaction_id == transaction_id,
+                    Payment.settled_transaction_id == transaction_id,
+                )
+            )
+        elif payment_session_id is not None:
+            statement = statement.where(Payment.payment_session_id == payment_session_id)
+        elif cart_id is not None:
+            statement = statement.where(Payment.cart_id == cart_id)
+        else:
+            return None
+        statement = statement.order_by(Payment.created_at.desc()).limit(1)
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def ensure(self, values: dict[str, Any]) -> Payment:
+        """The payment of a Medusa session, created on first use (race-free upsert)."""
+        await self.session.execute(
+            insert(Payment)
+            .values(id=uuid.uuid4(), **values)
+            .on_conflict_do_nothing(index_elements=[Payment.payment_session_id])
+        )
+        payment = await self.find(payment_session_id=values["payment_session_id"])
+        if payment is None:  # pragma: no cover - the row was inserted or already existed
+            raise RuntimeError("payment row vanished after upsert")
+        await self.session.refresh(payment)
+        return payment
+
+    async def claim(
+        self,
+        payment_id: uuid.UUID,
+        operation: Operation,
+        states: Collection[PaymentState],
+        *,
+        extra_condition: Any = None,
+    ) -> Payment | None:
+        """Atomically mark `operation` in flight; None if another one is, or the state is wrong.
+
+        A conditional UPDATE, not read-then-write: of two racing requests exactly one wins.
+        """
+        conditions = [
+            Payment.id == payment_id,
+            Payment.in_flight.is_(None),
+            Payment.state.in_(list(states)),
+        ]
+        if extra_condition is not None:
+            conditions.append(extra_condition)
+        result = await self.session.execute(
+            update(Payment)
+            .where(and_(*conditions))
+            .values(
+                in_flight=operation,
+                attempts_count=Payment.attempts_count + 1,
+                next_reconcile_at=None,
+                reconcile_tries=0,
+            )
+            .returning(Payment.id)
+            .execution_options(synchronize_session=False)
+        )
+        if result.scalar_one_or_none() is None:
+            return None
+        payment = await self.get(payment_id)
+        if payment is not None:
+            await self.session.refresh(payment)
+        return payment
+
+    def add_attempt(self, attempt: PaymentAttempt) -> None:
+        self.session.add(attempt)
+
+    async def attempt(self, attempt_id: uuid.UUID) -> PaymentAttempt | None:
+        return await self.session.get(PaymentAttempt, attempt_id)
+
+    async def attempts(self, payment_id: uuid.UUID) -> list[PaymentAttempt]:
+        result = await self.session.execute(
+            select(PaymentAttempt)
+            .where(PaymentAttempt.payment_id == payment_id)
+            .order_by(PaymentAttempt.created_at)
+        )
+        return list(result.scalars())
+
+    @staticmethod
+    def apply(payment: Payment, changes: PaymentUpdate) -> None:
+        for name, value in changes.model_dump(exclude_unset=True).items():
+            setattr(payment, name, value)
+
+    async def due_for_reconcile(
+        self, now: datetime, min_age: timedelta, limit: int
+    ) -> list[uuid.UUID]:
+        """Claims payments with an unsettled operation for this sweeper (SKIP LOCKED), pushing
+        their next try out so that no other sweeper takes them meanwhile."""
+        due = (
+            select(Payment.id)
+            .where(
+                Payment.in_flight.is_not(None),
+                or_(Payment.next_reconcile_at.is_(None), Payment.next_reconcile_at <= now),
+                Payment.updated_at <= now - min_age,
+            )
+            .order_by(Payment.updated_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        result = await self.session.execute(
+            update(Payment)
+            .where(Payment.id.in_(due.scalar_subquery()))
+            .values(
+                reconcile_tries=Payment.reconcile_tries + 1,
+                next_reconcile_at=now + RECONCILE_LEASE,
+            )
+            .returning(Payment.id)
+            .execution_options(synchronize_session=False)
+        )
+        return list(result.scalars())
+
+
+class IdempotencyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim(
+        self, scope: str, key: str, fingerprint: str, now: datetime, ttl: timedelta
+    ) -> bool:
+        """True if this request now owns the key; False if a row for it already exists."""
+        await self.session.execute(
+            delete(IdempotencyKey).where(
+                IdempotencyKey.scope == scope,
+                IdempotencyKey.key == key,
+                IdempotencyKey.expires_at < now,
+            )
+        )
+        result = await self.session.execute(
+            insert(IdempotencyKey)
+            .values(
+                id=uuid.uuid4(),
+                scope=scope,
+                key=key,
+                fingerprint=fingerprint,
+                locked_at=now,
+                expires_at=now + ttl,
+            )
+            .on_conflict_do_nothing(index_elements=["scope", "key"])
+            .returning(IdempotencyKey.id)
+        )
+        return result.scalar_one_or_none() is not None
+
+    async def get(self, scope: str, key: str) -> IdempotencyKey | None:
+        result = await self.session.execute(
+            select(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
+        )
+        return result.scalar_one_or_none()
+
+    async def take_over(self, scope: str, key: str, stale_before: datetime, now: datetime) -> bool:
+        """Re-own a key whose first request died without finishing (its lock went stale)."""
+        result = await self.session.execute(
+            update(IdempotencyKey)
+            .where(
+                IdempotencyKey.scope == scope,
+                IdempotencyKey.key == key,
+                IdempotencyKey.response_status.is_(None),
+                IdempotencyKey.locked_at < stale_before,
+            )
+            .values(locked_at=now)
+            .returning(IdempotencyKey.id)
+        )
+        return result.scalar_one_or_none() is not None
+
+    async def complete(self, scope: str, key: str, status: int, body: dict[str, Any]) -> None:
+        await self.session.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
+            .values(response_status=status, response_body=body, locked_at=None)
+        )
+
+    async def release(self, scope: str, key: str) -> None:
+        await self.session.execute(
+            delete(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
+        )
+
+
+class HpfSessionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def live(self, payment_session_id: str, now: datetime) -> HpfSession | None:
+        result = await self.session.execute(
+            select(HpfSession)
+            .where(
+                HpfSession.payment_session_id == payment_session_id,
+                HpfSession.expires_at > now,
+            )
+            .order_by(HpfSession.created_at.desc())
+            .limit(1)
+        )
+        return result.scalar_one_or_none()
+
+    def add(self, hpf_session: HpfSession) -> None:
+        self.session.add(hpf_session)
