@@ -1,5 +1,7 @@
 """Application factory. `uvicorn app.main:app` serves the module-level `app`."""
 
+import asyncio
+import contextlib
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -13,6 +15,8 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import health
+from app.api.deps import build_netvalve_service
+from app.api.v1.endpoints.netvalve.router import router as netvalve_router
 from app.core.config import ConfigurationError, Settings, get_settings
 from app.core.errors import register_exception_handlers
 from app.core.logging import REQUEST_ID_HEADER, RequestContextMiddleware, configure_logging
@@ -55,6 +59,26 @@ def alembic_head() -> str | None:
     return ScriptDirectory.from_config(config).get_current_head()
 
 
+async def _sweep_forever(resources: Resources) -> None:
+    """Settle unknown and pending gateway outcomes, forever, at the configured pace."""
+    service = build_netvalve_service(resources)
+    while True:
+        await asyncio.sleep(resources.settings.reconcile_interval_seconds)
+        try:
+            settled = await service.sweep_once()
+        except Exception:
+            log.exception("reconcile.sweep_failed")
+            continue
+        if settled:
+            log.info("reconcile.sweep", settled=settled)
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -73,6 +97,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             http_client=http_client,
             schema_head=alembic_head(),
         )
+        if settings.reconcile_enabled:
+            sweeper = asyncio.create_task(_sweep_forever(app.state.resources))
+            stack.push_async_callback(_stop, sweeper)
         log.info(
             "app.started",
             environment=settings.environment.value,
@@ -108,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost, so every response, errors and CORS preflights included, carries the request id.
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
+    app.include_router(netvalve_router)
     return app
 
 

@@ -1,13 +1,17 @@
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clients.netvalve import NetvalveClient
 from app.core.config import Settings
 from app.core.state import Resources
 from app.db.medusa import MedusaRepository
 from app.db.session import session_scope
+from app.services.idempotency_service import IdempotencyService
+from app.services.netvalve_service import NetvalveService
 
 
 def get_resources(request: Request) -> Resources:
@@ -38,3 +42,28 @@ def get_medusa(resources: ResourcesDep) -> MedusaRepository:
 
 
 MedusaDep = Annotated[MedusaRepository, Depends(get_medusa)]
+
+
+def get_netvalve_service(resources: ResourcesDep) -> NetvalveService:
+    return build_netvalve_service(resources)
+
+
+def build_netvalve_service(resources: Resources) -> NetvalveService:
+    settings = resources.settings
+    return NetvalveService(
+        resources.sessionmaker,
+        NetvalveClient(resources.http_client, settings),
+        MedusaRepository(resources.medusa_pool),
+        settings,
+    )
+
+
+NetvalveServiceDep = Annotated[NetvalveService, Depends(get_netvalve_service)]
+
+
+def get_idempotency(resources: ResourcesDep) -> IdempotencyService:
+    ttl = timedelta(hours=resources.settings.idempotency_key_ttl_hours)
+    return IdempotencyService(resources.sessionmaker, ttl)
+
+
+IdempotencyDep = Annotated[IdempotencyService, Depends(get_idempotency)]

@@ -1,0 +1,70 @@
+"""What the NetValve route modules share: the idempotent-POST helper and documented errors."""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from app.api.auth import AUTH_ERRORS, Principal
+from app.core.errors import request_id_of
+from app.schemas.payment import PaymentResponse
+from app.services.idempotency_service import (
+    IDEMPOTENCY_HEADER,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyMissing,
+    IdempotencyKeyReused,
+    IdempotencyService,
+)
+from app.services.netvalve_service import (
+    GatewayMisconfigured,
+    GatewayUnavailable,
+    PaymentInProgress,
+    PaymentNotFound,
+    ServiceResult,
+)
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias=IDEMPOTENCY_HEADER,
+        description="Required. A unique key per operation (e.g. Medusa's capt_..., ref_...); "
+        "a retry with the same key replays the first answer.",
+    ),
+]
+
+MONEY_ERRORS: dict[int | str, dict[str, Any]] = {
+    202: {"model": PaymentResponse, "description": "Sent, outcome not yet known: pending."},
+    **AUTH_ERRORS,
+    **IdempotencyKeyMissing.schema(),
+    **IdempotencyKeyInFlight.schema(),
+    **IdempotencyKeyReused.schema(),
+    **PaymentInProgress.schema(),
+    **GatewayMisconfigured.schema(),
+    **GatewayUnavailable.schema(),
+}
+OPERATION_ERRORS: dict[int | str, dict[str, Any]] = {**MONEY_ERRORS, **PaymentNotFound.schema()}
+
+
+async def idempotent(
+    request: Request,
+    idempotency: IdempotencyService,
+    principal: Principal,
+    key: str | None,
+    body: BaseModel,
+    action: Callable[[], Awaitable[ServiceResult]],
+) -> JSONResponse:
+    return await idempotency.run(
+        scope=principal.key_id,
+        key=key,
+        method=request.method,
+        path=request.url.path,
+        body=body,
+        request_id=request_id_of(request),
+        action=action,
+    )
+
+
+def plain(result: ServiceResult) -> JSONResponse:
+    return JSONResponse(result.payment.model_dump(mode="json"), status_code=result.status_code)

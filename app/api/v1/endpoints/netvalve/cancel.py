@@ -1,0 +1,38 @@
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from app.api.auth import AdminPrincipal
+from app.api.deps import IdempotencyDep, NetvalveServiceDep
+from app.api.v1.endpoints.netvalve._common import (
+    OPERATION_ERRORS,
+    IdempotencyKeyHeader,
+    idempotent,
+)
+from app.schemas.netvalve import CancelRequest, DeclineResponse
+from app.schemas.payment import PaymentResponse
+from app.services.netvalve_service import PaymentDeclined, PaymentStateConflict
+
+router = APIRouter()
+
+
+@router.post(
+    "/cancel",
+    response_model=PaymentResponse,
+    responses={
+        **OPERATION_ERRORS,
+        **PaymentDeclined.schema(DeclineResponse),
+        **PaymentStateConflict.schema(),
+    },
+)
+async def cancel_payment(
+    request: Request,
+    body: CancelRequest,
+    principal: AdminPrincipal,
+    service: NetvalveServiceDep,
+    idempotency: IdempotencyDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    """Void an authorization that has not been captured."""
+    return await idempotent(
+        request, idempotency, principal, idempotency_key, body, lambda: service.cancel(body)
+    )

@@ -1,0 +1,45 @@
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from app.api.auth import AdminPrincipal
+from app.api.deps import IdempotencyDep, NetvalveServiceDep
+from app.api.v1.endpoints.netvalve._common import (
+    OPERATION_ERRORS,
+    IdempotencyKeyHeader,
+    idempotent,
+)
+from app.schemas.netvalve import CaptureRequest, DeclineResponse
+from app.schemas.payment import PaymentResponse
+from app.services.netvalve_service import (
+    CaptureExceedsAuthorized,
+    InvalidAmount,
+    PaymentDeclined,
+    PaymentStateConflict,
+)
+
+router = APIRouter()
+
+
+@router.post(
+    "/capture",
+    response_model=PaymentResponse,
+    responses={
+        **OPERATION_ERRORS,
+        **PaymentDeclined.schema(DeclineResponse),
+        **PaymentStateConflict.schema(),
+        **CaptureExceedsAuthorized.schema(),
+        **InvalidAmount.schema(),
+    },
+)
+async def capture_payment(
+    request: Request,
+    body: CaptureRequest,
+    principal: AdminPrincipal,
+    service: NetvalveServiceDep,
+    idempotency: IdempotencyDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    """Capture an authorization, fully or partially (the rest is released)."""
+    return await idempotent(
+        request, idempotency, principal, idempotency_key, body, lambda: service.capture(body)
+    )

@@ -1,0 +1,45 @@
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from app.api.auth import AdminPrincipal
+from app.api.deps import IdempotencyDep, NetvalveServiceDep
+from app.api.v1.endpoints.netvalve._common import (
+    OPERATION_ERRORS,
+    IdempotencyKeyHeader,
+    idempotent,
+)
+from app.schemas.netvalve import DeclineResponse, RefundRequest
+from app.schemas.payment import PaymentResponse
+from app.services.netvalve_service import (
+    InvalidAmount,
+    PaymentDeclined,
+    PaymentStateConflict,
+    RefundExceedsCaptured,
+)
+
+router = APIRouter()
+
+
+@router.post(
+    "/refund",
+    response_model=PaymentResponse,
+    responses={
+        **OPERATION_ERRORS,
+        **PaymentDeclined.schema(DeclineResponse),
+        **PaymentStateConflict.schema(),
+        **RefundExceedsCaptured.schema(),
+        **InvalidAmount.schema(),
+    },
+)
+async def refund_payment(
+    request: Request,
+    body: RefundRequest,
+    principal: AdminPrincipal,
+    service: NetvalveServiceDep,
+    idempotency: IdempotencyDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    """Refund a captured payment, fully or in parts; never more than was captured."""
+    return await idempotent(
+        request, idempotency, principal, idempotency_key, body, lambda: service.refund(body)
+    )

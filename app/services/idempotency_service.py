@@ -1,0 +1,121 @@
+"""Idempotency-Key for the POSTs that move money (Stripe's model, the IETF draft's codes).
+
+- First use: the key is claimed (INSERT ... ON CONFLICT DO NOTHING, so two racing requests
+  cannot both own it), the operation runs, and its final response is stored.
+- Same key, same body: the stored status and body are replayed.
+- Same key, different body: 422. Same key while the first is still running: 409.
+
+Keys are scoped (`scope`) to the API key that sent them. Requests refused by authentication or
+validation never get this far, so they are not stored; neither are answers that are not final (202
+pending, 409 conflicts, 429, 5xx): a retry with the same key runs again, which is safe because
+every operation is also guarded by the ledger's state.
+"""
+
+import hashlib
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.errors import AppError
+from app.repositories.payment_repository import IdempotencyRepository
+from app.services.netvalve_service import ServiceResult
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# A first request that has held its key this long without finishing is taken to have died.
+STALE_AFTER = timedelta(minutes=2)
+_KEY = re.compile(r"^[\x21-\x7e]{8,255}$")
+_NOT_FINAL = {202, 409, 429}
+
+
+class IdempotencyKeyMissing(AppError):
+    """Money-moving requests need an Idempotency-Key header (8-255 visible ASCII characters)."""
+
+    status_code = 400
+    message = "Send an Idempotency-Key header of 8 to 255 visible ASCII characters."
+
+
+class IdempotencyKeyReused(AppError):
+    """The Idempotency-Key was already used with a different request."""
+
+    status_code = 422
+    message = "This Idempotency-Key was used with a different request."
+
+
+class IdempotencyKeyInFlight(AppError):
+    """The first request with this Idempotency-Key is still running."""
+
+    status_code = 409
+    message = "A request with this Idempotency-Key is still in progress; retry shortly."
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": "1"})
+
+
+def fingerprint(method: str, path: str, body: BaseModel) -> str:
+    canonical = f"{method} {path}\n{body.model_dump_json()}"
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class IdempotencyService:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], ttl: timedelta) -> None:
+        self._sessionmaker = sessionmaker
+        self._ttl = ttl
+
+    async def run(
+        self,
+        *,
+        scope: str,
+        key: str | None,
+        method: str,
+        path: str,
+        body: BaseModel,
+        request_id: str,
+        action: Callable[[], Awaitable[ServiceResult]],
+    ) -> JSONResponse:
+        if key is None or not _KEY.match(key):
+            raise IdempotencyKeyMissing
+        digest, now = fingerprint(method, path, body), datetime.now(UTC)
+        async with self._sessionmaker.begin() as session:
+            repository = IdempotencyRepository(session)
+            if not await repository.claim(scope, key, digest, now, self._ttl):
+                stored = await repository.get(scope, key)
+                if stored is None:  # expired and removed between the two statements
+                    raise IdempotencyKeyInFlight
+                if stored.fingerprint != digest:
+                    raise IdempotencyKeyReused
+                if stored.response_status is not None and stored.response_body is not None:
+                    return JSONResponse(
+                        stored.response_body,
+                        status_code=stored.response_status,
+                        headers={"Idempotent-Replayed": "true"},
+                    )
+                if not await repository.take_over(scope, key, now - STALE_AFTER, now):
+                    raise IdempotencyKeyInFlight
+        try:
+            result = await action()
+        except AppError as error:
+            status, payload, headers = error.status_code, error.body(request_id), error.headers
+        except BaseException:
+            await self._release(scope, key)
+            raise
+        else:
+            status, payload, headers = (
+                result.status_code,
+                result.payment.model_dump(mode="json"),
+                {},
+            )
+        async with self._sessionmaker.begin() as session:
+            repository = IdempotencyRepository(session)
+            if status in _NOT_FINAL or status >= 500:
+                await repository.release(scope, key)
+            else:
+                await repository.complete(scope, key, status, payload)
+        return JSONResponse(payload, status_code=status, headers=headers)
+
+    async def _release(self, scope: str, key: str) -> None:
+        async with self._sessionmaker.begin() as session:
+            await IdempotencyRepository(session).release(scope, key)

@@ -1,0 +1,1029 @@
+"""Business rules of the NetValve routes: the ledger, its state machine, and gateway outcomes.
+
+Each money operation runs in short phases, each its own transaction (Brandur Leach's "atomic
+phases"): (1) claim the payment with a conditional UPDATE and record the attempt, commit; (2) call
+NetValve with no database transaction open; (3) lock the payment row and apply the answer, commit.
+A payment whose `in_flight` operation is set admits no other operation, so two requests can never
+both move money for it, and a crash between phases leaves a marked attempt for the sweep.
+
+Unknown outcomes are never resent: a sale is settled through `/order?clientOrderId=` (our stable
+reference) or `/inquiry`; a capture, refund or cancel through the parent's `/transaction` record.
+"""
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.clients.netvalve import (
+    Approved,
+    AuthenticationFailed,
+    Customer,
+    Declined,
+    HppOrderRequest,
+    NetvalveClient,
+    NetvalveConfigurationError,
+    NetvalveResult,
+    Pending,
+    Unavailable,
+    UnknownOutcome,
+    ValidationFailed,
+)
+from app.clients.netvalve import PaymentRequest as GatewayPayment
+from app.core.config import CaptureMode, Settings
+from app.core.errors import AppError
+from app.core.money import UnknownCurrency, exponent, from_minor_units, normalise_currency, quantize
+from app.db.medusa import MedusaCart, MedusaPaymentSession, MedusaRepository
+from app.models.payment import (
+    AttemptOutcome,
+    HpfSession,
+    Operation,
+    Payment,
+    PaymentAttempt,
+    PaymentState,
+)
+from app.repositories.payment_repository import HpfSessionRepository, PaymentRepository
+from app.schemas.netvalve import (
+    CancelRequest,
+    CaptureRequest,
+    HpfSessionResponse,
+    RefundRequest,
+    StatusQuery,
+)
+from app.schemas.payment import MedusaStatus, PaymentRequest, PaymentResponse, PaymentUpdate
+
+log = structlog.get_logger(__name__)
+
+NETVALVE_PROVIDER_PREFIX = "pp_netvalve"
+# Attempts that NetValve cannot find are only called failed after this long: right after a
+# timeout the request may still be on its way through NetValve.
+NOT_FOUND_GRACE = timedelta(seconds=60)
+HPF_SESSION_LIFETIME = timedelta(seconds=270)  # NetValve's 300 s, less a margin for the browser
+UNAVAILABLE_RETRY_DELAYS = (0.2, 0.5)
+SETTLED_STATES = frozenset(
+    {PaymentState.CAPTURED, PaymentState.PARTIALLY_REFUNDED, PaymentState.REFUNDED}
+)
+_ALREADY = {"GTW_2045", "GTW_2046", "GTW_2047"}
+
+
+# --- errors (business facts) ---------------------------------------------------------------
+
+
+class NetvalveError(AppError):
+    """Base of the NetValve routes' errors."""
+
+
+class PaymentSessionNotFound(NetvalveError):
+    """No live NetValve payment session in Medusa matches."""
+
+    status_code = 404
+    message = "No live NetValve payment session matches."
+
+
+class PaymentNotFound(NetvalveError):
+    """No payment in the ledger matches."""
+
+    status_code = 404
+    message = "No payment matches."
+
+
+class AmountMismatch(NetvalveError):
+    """The request's amount differs from Medusa's payment session."""
+
+    status_code = 422
+
+
+class InvalidAmount(NetvalveError):
+    """The amount is not positive, or has more decimals than the currency."""
+
+    status_code = 422
+
+
+class UnsupportedCurrency(NetvalveError):
+    """NetValve cannot take this currency here (exponent other than 2, or no MID or site)."""
+
+    status_code = 422
+
+
+class PaymentInProgress(NetvalveError):
+    """Another operation on this payment has not finished; retry shortly."""
+
+    status_code = 409
+
+    def __init__(self, message: str = "Another operation on this payment is in progress.") -> None:
+        super().__init__(message, headers={"Retry-After": "2"})
+
+
+class PaymentStateConflict(NetvalveError):
+    """The payment's state does not allow this operation."""
+
+    status_code = 409
+
+
+class CaptureExceedsAuthorized(NetvalveError):
+    """The capture is more than the authorized amount not yet captured."""
+
+    status_code = 422
+
+
+class RefundExceedsCaptured(NetvalveError):
+    """The refund is more than the captured amount not yet refunded."""
+
+    status_code = 422
+
+
+class PaymentDeclined(NetvalveError):
+    """NetValve declined; the body carries the payment and NetValve's code."""
+
+    status_code = 402
+
+
+class GatewayValidationFailed(NetvalveError):
+    """NetValve refused the request's fields (e.g. an expired or used payment token)."""
+
+    status_code = 422
+
+
+class GatewayUnavailable(NetvalveError):
+    """NetValve could not be reached; nothing was sent, so a retry is safe."""
+
+    status_code = 503
+
+    def __init__(self, message: str = "NetValve could not be reached; retry shortly.") -> None:
+        super().__init__(message, headers={"Retry-After": "5"})
+
+
+class GatewayMisconfigured(NetvalveError):
+    """NetValve refused this service's credentials."""
+
+    status_code = 502
+    message = "NetValve refused this service's credentials; an operator must fix them."
+
+
+class HpfUnavailable(NetvalveError):
+    """No step of the hosted-payment-fields waterfall produced a session."""
+
+    status_code = 502
+    message = "No hosted-payment-fields source is available."
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServiceResult:
+    status_code: int
+    payment: PaymentResponse
+
+
+def medusa_status(payment: Payment) -> MedusaStatus:
+    """The ledger state in Medusa's payment-session vocabulary."""
+    if payment.state is PaymentState.AUTHORIZED:
+        return "authorized"
+    if payment.state in SETTLED_STATES:
+        return "captured"
+    if payment.state is PaymentState.CANCELED:
+        return "canceled"
+    if payment.state is PaymentState.REQUIRES_PAYMENT and payment.response_code:
+        return "error"
+    return "pending"
+
+
+def to_response(payment: Payment) -> PaymentResponse:
+    def money(minor: int) -> Decimal:
+        return from_minor_units(minor, payment.currency)
+
+    return PaymentResponse(
+        id=payment.id,
+        payment_session_id=payment.payment_session_id,
+        cart_id=payment.cart_id,
+        currency_code=payment.currency,
+        amount=money(payment.amount_minor),
+        status=medusa_status(payment),
+        state=payment.state,
+        transaction_id=payment.transaction_id,
+        authorized_amount=money(payment.authorized_minor),
+        captured_amount=money(payment.captured_minor),
+        refunded_amount=money(payment.refunded_minor),
+        medusa_amount=Decimal(payment.medusa_amount),
+        card_number=payment.card_number,
+        card_type=payment.card_type,
+        response_code=payment.response_code,
+        response_message=payment.response_message,
+        in_progress=payment.in_flight.value if payment.in_flight else None,
+        created_at=payment.created_at,
+        updated_at=payment.updated_at,
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _minor(value: object, currency: str) -> int:
+    amount = value if isinstance(value, Decimal) else Decimal(str(value))
+    return int(quantize(amount, currency).scaleb(exponent(currency)))
+
+
+def _gateway_fields(result: Approved | Pending | Declined) -> dict[str, Any]:
+    body = result.body
+    return {
+        "response_code": result.response_code,
+        "response_message": result.response_message,
+        "card_number": body.get("cardNumber") or None,
+        "card_type": body.get("cardType") or None,
+    }
+
+
+class NetvalveService:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        client: NetvalveClient,
+        medusa: MedusaRepository,
+        settings: Settings,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._client = client
+        self._medusa = medusa
+        self._settings = settings
+
+    @asynccontextmanager
+    async def _ledger(self) -> AsyncIterator[PaymentRepository]:
+        """One short transaction on the ledger, committed on exit."""
+        async with self._sessionmaker.begin() as session:
+            yield PaymentRepository.from_session(session)
+
+    # --- Medusa ----------------------------------------------------------------------------
+
+    async def _medusa_session(
+        self, payment_session_id: str | None, cart_id: str | None
+    ) -> MedusaPaymentSession:
+        if payment_session_id is not None:
+            session = await self._medusa.get_payment_session(payment_session_id)
+        else:
+            collection = await self._medusa.get_payment_collection_for_cart(_present(cart_id))
+            candidates = [
+                candidate
+                for candidate in (collection.sessions if collection else ())
+                if candidate.provider_id.startswith(NETVALVE_PROVIDER_PREFIX)
+                and candidate.status != "canceled"
+            ]
+            session = candidates[0] if candidates else None
+        if session is None or not session.provider_id.startswith(NETVALVE_PROVIDER_PREFIX):
+            raise PaymentSessionNotFound
+        return session
+
+    def _charge(self, session: MedusaPaymentSession) -> tuple[str, Decimal]:
+        """Currency and amount to charge: Medusa's raw amount, rounded half-up once."""
+        try:
+            currency = normalise_currency(session.currency_code)
+        except UnknownCurrency:
+            raise UnsupportedCurrency(f"Unknown currency {session.currency_code!r}.") from None
+        if exponent(currency) != 2:
+            raise UnsupportedCurrency(f"NetValve takes two-decimal currencies; {currency} is not.")
+        try:
+            self._client.routing(currency)
+        except NetvalveConfigurationError:
+            raise UnsupportedCurrency(
+                f"No NetValve MID or site is configured for {currency}."
+            ) from None
+        amount = quantize(session.amount, currency)
+        if amount <= 0:
+            raise InvalidAmount(f"The payment session's amount {session.amount} is not positive.")
+        return currency, amount
+
+    # --- payment ---------------------------------------------------------------------------
+
+    async def pay(self, request: PaymentRequest, cart: MedusaCart | None = None) -> ServiceResult:
+        session = await self._medusa_session(request.payment_session_id, request.cart_id)
+        currency, amount = self._charge(session)
+        if request.amount is not None and Decimal(request.amount) != amount:
+            raise AmountMismatch(
+                f"The amount {request.amount} differs from the payment session's "
+                f"{amount} {currency}."
+            )
+        cart = await self._medusa.get_cart(session.cart_id) if session.cart_id else None
+        operation = (
+            Operation.SALE
+            if self._settings.netvalve_capture_mode is CaptureMode.SALE
+            else Operation.AUTHORIZE
+        )
+        amount_minor = _minor(amount, currency)
+        async with self._ledger() as ledger:
+            payment = await ledger.ensure(
+                {
+                    "payment_session_id": session.id,
+                    "payment_collection_id": session.payment_collection_id,
+                    "cart_id": session.cart_id,
+                    "currency": currency,
+                    "amount_minor": amount_minor,
+                    "medusa_amount": session.amount,
+                    "mode": self._settings.netvalve_capture_mode.value,
+                }
+            )
+            claimed = await ledger.claim(payment.id, operation, {PaymentState.REQUIRES_PAYMENT})
+            if claimed is None:
+                return self._already(payment)
+            if claimed.amount_minor != amount_minor:
+                log.info("payment.amount_changed", payment_id=str(payment.id))
+                claimed.amount_minor, claimed.medusa_amount = amount_minor, session.amount
+            attempt = PaymentAttempt(
+                id=uuid.uuid4(),
+                payment_id=payment.id,
+                operation=operation,
+                client_order_id=f"{payment.id.hex}-{claimed.attempts_count}",
+                amount_minor=amount_minor,
+            )
+            ledger.add_attempt(attempt)
+            claimed.in_flight_attempt_id = attempt.id
+        gateway_request = GatewayPayment(
+            amount=amount,
+            currency=currency,
+            client_order_id=str(attempt.client_order_id),
+            payment_token=request.payment_token,
+            customer=_customer(cart, request.customer_ip),
+        )
+        result = await self._send_payment(operation, gateway_request)
+        payment = await self._apply(payment.id, attempt.id, result)
+        if payment.in_flight is not None:
+            payment = await self._settle_within_budget(payment.id)
+        return self._outcome(payment, result)
+
+    async def _send_payment(self, operation: Operation, request: GatewayPayment) -> NetvalveResult:
+        send = self._client.sale if operation is Operation.SALE else self._client.authorize
+        result = await send(request)
+        for delay in UNAVAILABLE_RETRY_DELAYS:
+            # Only a request that provably never left may be sent again.
+            if not isinstance(result, Unavailable):
+                break
+            await asyncio.sleep(delay)
+            result = await send(request)
+        return result
+
+    def _already(self, payment: Payment) -> ServiceResult:
+        if payment.in_flight is not None:
+            raise PaymentInProgress
+        if payment.state in SETTLED_STATES or payment.state is PaymentState.AUTHORIZED:
+            # At most one approved charge per Medusa session: a repeat gets the payment as is.
+            return ServiceResult(200, to_response(payment))
+        raise PaymentStateConflict(f"The payment is {payment.state.value}; it cannot be paid.")
+
+    # --- capture, refund, cancel -------------------------------------------------------------
+
+    async def capture(self, request: CaptureRequest) -> ServiceResult:
+        payment = await self._find(request.payment_id, request.transaction_id)
+        remaining = payment.authorized_minor - payment.captured_minor
+        amount_minor = self._requested(request.amount, payment.currency, default=remaining)
+        async with self._ledger() as ledger:
+            claimed = await ledger.claim(
+                payment.id,
+                Operation.CAPTURE,
+                {PaymentState.AUTHORIZED},
+                extra_condition=Payment.authorized_minor - Payment.captured_minor >= amount_minor,
+            )
+            if claimed is None:
+                current = _present(await ledger.get(payment.id))
+                if current.state in SETTLED_STATES and current.captured_minor == amount_minor:
+                    return ServiceResult(200, to_response(current))  # already captured, same amount
+                self._refuse(current, PaymentState.AUTHORIZED, "captured")
+                raise CaptureExceedsAuthorized(
+                    f"At most {from_minor_units(remaining, current.currency)} "
+                    f"{current.currency} can be captured."
+                )
+            attempt = self._new_attempt(
+                claimed, Operation.CAPTURE, amount_minor, final_capture=amount_minor < remaining
+            )
+            ledger.add_attempt(attempt)
+        result = await self._client.capture(
+            _present(claimed.transaction_id),
+            from_minor_units(amount_minor, claimed.currency),
+            final_capture=bool(attempt.final_capture),
+        )
+        return await self._finish(claimed.id, attempt.id, result)
+
+    async def refund(self, request: RefundRequest) -> ServiceResult:
+        payment = await self._find(request.payment_id, request.transaction_id)
+        remaining = payment.captured_minor - payment.refunded_minor
+        amount_minor = self._requested(request.amount, payment.currency, default=remaining)
+        refundable = {PaymentState.CAPTURED, PaymentState.PARTIALLY_REFUNDED}
+        async with self._ledger() as ledger:
+            claimed = await ledger.claim(
+                payment.id,
+                Operation.REFUND,
+                refundable,
+                extra_condition=Payment.captured_minor - Payment.refunded_minor >= amount_minor,
+            )
+            if claimed is None:
+                current = _present(await ledger.get(payment.id))
+                if current.state is PaymentState.REFUNDED and request.amount is None:
+                    return ServiceResult(200, to_response(current))  # already fully refunded
+                if current.in_flight is not None:
+                    raise PaymentInProgress
+                if current.state not in refundable:
+                    raise PaymentStateConflict(
+                        f"The payment is {current.state.value}; only captured payments refund."
+                    )
+                left = from_minor_units(
+                    current.captured_minor - current.refunded_minor, current.currency
+                )
+                raise RefundExceedsCaptured(f"At most {left} {current.currency} can be refunded.")
+            attempt = self._new_attempt(claimed, Operation.REFUND, amount_minor)
+            ledger.add_attempt(attempt)
+        result = await self._client.refund(
+            _present(claimed.settled_transaction_id),
+            from_minor_units(amount_minor, claimed.currency),
+        )
+        return await self._finish(claimed.id, attempt.id, result)
+
+    async def cancel(self, request: CancelRequest) -> ServiceResult:
+        payment = await self._find(request.payment_id, request.transaction_id)
+        async with self._ledger() as ledger:
+            claimed = await ledger.claim(payment.id, Operation.CANCEL, {PaymentState.AUTHORIZED})
+            if claimed is None:
+                current = _present(await ledger.get(payment.id))
+                if current.state is PaymentState.CANCELED:
+                    return ServiceResult(200, to_response(current))  # already cancelled
+                self._refuse(current, PaymentState.AUTHORIZED, "cancelled")
+                raise PaymentStateConflict("The payment cannot be cancelled.")
+            attempt = self._new_attempt(claimed, Operation.CANCEL, claimed.authorized_minor)
+            ledger.add_attempt(attempt)
+        result = await self._client.cancel(_present(claimed.transaction_id))
+        return await self._finish(claimed.id, attempt.id, result)
+
+    def _refuse(self, current: Payment, needed: PaymentState, verb: str) -> None:
+        if current.in_flight is not None:
+            raise PaymentInProgress
+        if current.state is not needed:
+            raise PaymentStateConflict(
+                f"The payment is {current.state.value}; only an authorized payment is {verb}."
+            )
+
+    @staticmethod
+    def _new_attempt(
+        payment: Payment, operation: Operation, amount_minor: int, *, final_capture: bool = False
+    ) -> PaymentAttempt:
+        attempt = PaymentAttempt(
+            id=uuid.uuid4(),
+            payment_id=payment.id,
+            operation=operation,
+            amount_minor=amount_minor,
+            final_capture=final_capture if operation is Operation.CAPTURE else None,
+        )
+        payment.in_flight_attempt_id = attempt.id
+        return attempt
+
+    def _requested(self, amount: str | None, currency: str, *, default: int) -> int:
+        if amount is None:
+            minor = default
+        else:
+            try:
+                value = Decimal(amount)
+            except InvalidOperation:
+                raise InvalidAmount(f"{amount!r} is not an amount.") from None
+            if value != quantize(value, currency):
+                raise InvalidAmount(f"{currency} amounts have {exponent(currency)} decimals.")
+            minor = _minor(value, currency)
+        if minor <= 0:
+            raise InvalidAmount("Nothing is left for this operation.")
+        return minor
+
+    async def _find(self, payment_id: uuid.UUID | None, transaction_id: int | None) -> Payment:
+        async with self._ledger() as ledger:
+            payment = await ledger.find(payment_id=payment_id, transaction_id=transaction_id)
+        if payment is None:
+            raise PaymentNotFound
+        return payment
+
+    async def _finish(
+        self, payment_id: uuid.UUID, attempt_id: uuid.UUID, result: NetvalveResult
+    ) -> ServiceResult:
+        payment = await self._apply(payment_id, attempt_id, result)
+        if isinstance(result, Declined) and result.response_code in _ALREADY:
+            # NetValve says it is done already: take NetValve's record as the truth.
+            payment = await self.reconcile(payment_id, settle_missing=True)
+            if payment.in_flight is None and payment.response_code in _ALREADY:
+                raise PaymentStateConflict(result.response_message or "Already done.")
+            return ServiceResult(200, to_response(payment))
+        if payment.in_flight is not None:
+            payment = await self._settle_within_budget(payment_id)
+        return self._outcome(payment, result)
+
+    # --- applying gateway answers ------------------------------------------------------------
+
+    async def _apply(
+        self, payment_id: uuid.UUID, attempt_id: uuid.UUID, result: NetvalveResult
+    ) -> Payment:
+        async with self._ledger() as ledger:
+            payment = await ledger.get(payment_id, for_update=True)
+            attempt = await ledger.attempt(attempt_id)
+            payment, attempt = _present(payment), _present(attempt)
+            _record(attempt, result)
+            if payment.in_flight_attempt_id != attempt.id:
+                return payment  # settled meanwhile (by the sweep)
+            changes = self._changes(payment, attempt, result)
+            ledger.apply(payment, changes)
+            if _resolved(result):
+                payment.in_flight = None
+                payment.in_flight_attempt_id = None
+                attempt.resolved_at = _now()
+            else:
+                payment.next_reconcile_at = _now() + timedelta(
+                    seconds=self._settings.reconcile_interval_seconds
+                )
+            log.info(
+                "payment.attempt_applied",
+                payment_id=str(payment.id),
+                operation=attempt.operation.value,
+                outcome=attempt.outcome.value,
+                state=payment.state.value,
+            )
+        return payment
+
+    def _changes(
+        self, payment: Payment, attempt: PaymentAttempt, result: NetvalveResult
+    ) -> PaymentUpdate:
+        operation = attempt.operation
+        amount = attempt.amount_minor or 0
+        if isinstance(result, Approved):
+            fields = _gateway_fields(result) | {"decline_type": None}
+            if operation in (Operation.SALE, Operation.AUTHORIZE):
+                captured = amount if operation is Operation.SALE else 0
+                return PaymentUpdate(
+                    state=PaymentState.CAPTURED if captured else PaymentState.AUTHORIZED,
+                    transaction_id=result.transaction_id,
+                    settled_transaction_id=result.transaction_id if captured else None,
+                    authorized_minor=amount,
+                    captured_minor=captured,
+                    **fields,
+                )
+            if operation is Operation.CAPTURE:
+                return PaymentUpdate(
+                    state=PaymentState.CAPTURED,
+                    captured_minor=amount,
+                    settled_transaction_id=result.transaction_id,
+                    response_code=result.response_code,
+                    response_message=result.response_message,
+                )
+            if operation is Operation.REFUND:
+                refunded = payment.refunded_minor + amount
+                return PaymentUpdate(
+                    state=PaymentState.REFUNDED
+                    if refunded == payment.captured_minor
+                    else PaymentState.PARTIALLY_REFUNDED,
+                    refunded_minor=refunded,
+                    response_code=result.response_code,
+                    response_message=result.response_message,
+                )
+            return PaymentUpdate(
+                state=PaymentState.CANCELED,
+                response_code=result.response_code,
+                response_message=result.response_message,
+            )
+        if isinstance(result, Pending | UnknownOutcome):
+            if operation in (Operation.SALE, Operation.AUTHORIZE):
+                pending = PaymentUpdate(state=PaymentState.PENDING)
+                if isinstance(result, Pending):
+                    pending.transaction_id = result.transaction_id
+                return pending
+            return PaymentUpdate()
+        # A refusal: a payment attempt may be retried with a new token; an operation on a
+        # settled payment leaves it as it was.
+        update = PaymentUpdate()
+        if operation in (Operation.SALE, Operation.AUTHORIZE):
+            update.state = PaymentState.REQUIRES_PAYMENT
+        if isinstance(result, Declined):
+            update.response_code = result.response_code
+            update.response_message = result.response_message
+            if operation in (Operation.SALE, Operation.AUTHORIZE):
+                update.decline_type = "hard" if result.hard else "soft"
+                if result.body.get("cardNumber"):
+                    update.card_number = result.body.get("cardNumber")
+                    update.card_type = result.body.get("cardType")
+        elif isinstance(result, ValidationFailed) and result.errors:
+            update.response_code = result.errors[0].response_code
+            update.response_message = result.errors[0].response_message
+        return update
+
+    def _outcome(self, payment: Payment, result: NetvalveResult) -> ServiceResult:
+        response = to_response(payment)
+        if payment.in_flight is not None or payment.state is PaymentState.PENDING:
+            return ServiceResult(202, response)
+        if isinstance(result, Declined):
+            raise PaymentDeclined(
+                result.response_message or "NetValve declined the request.",
+                extra={
+                    "payment": response.model_dump(mode="json"),
+                    "response_code": result.response_code,
+                    "response_message": result.response_message,
+                    "decline_type": "hard" if result.hard else "soft",
+                },
+            )
+        if isinstance(result, ValidationFailed):
+            raise GatewayValidationFailed(
+                "; ".join(error.response_message for error in result.errors)
+                or "NetValve refused the request.",
+                extra={"response_codes": [error.response_code for error in result.errors]},
+            )
+        if isinstance(result, AuthenticationFailed):
+            log.error("netvalve.credentials_refused", response_code=result.response_code)
+            raise GatewayMisconfigured
+        if isinstance(result, Unavailable):
+            raise GatewayUnavailable
+        return ServiceResult(200, response)
+
+    # --- settling unknown and pending outcomes -------------------------------------------------
+
+    async def _settle_within_budget(self, payment_id: uuid.UUID) -> Payment:
+        deadline = time.monotonic() + self._settings.unknown_outcome_budget_seconds
+        delay = 0.1
+        payment = await self.reconcile(payment_id)
+        while payment.in_flight is not None and time.monotonic() + delay < deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+            payment = await self.reconcile(payment_id)
+        return payment
+
+    async def reconcile(self, payment_id: uuid.UUID, *, settle_missing: bool = False) -> Payment:
+        """Settle the payment's unresolved operation from NetValve's own records.
+
+        NetValve's "not found" only counts as failure after NOT_FOUND_GRACE, or at once with
+        `settle_missing` (NetValve answered, just not with this operation).
+        """
+        async with self._ledger() as ledger:
+            payment = await ledger.get(payment_id)
+            attempt = (
+                await ledger.attempt(payment.in_flight_attempt_id)
+                if payment is not None and payment.in_flight_attempt_id
+                else None
+            )
+        if payment is None:
+            raise PaymentNotFound
+        if attempt is None:
+            if payment.transaction_id is not None and payment.in_flight is None:
+                return await self._sync_settled(payment)
+            return payment
+        result = await self._evidence(payment, attempt, settle_missing=settle_missing)
+        if result is None:
+            return payment
+        return await self._apply(payment.id, attempt.id, result)
+
+    async def _evidence(
+        self, payment: Payment, attempt: PaymentAttempt, *, settle_missing: bool
+    ) -> NetvalveResult | None:
+        """What NetValve's records say about `attempt`, as the answer it would have given."""
+        old_enough = settle_missing or _now() - attempt.created_at >= NOT_FOUND_GRACE
+        if attempt.operation in (Operation.SALE, Operation.AUTHORIZE):
+            if payment.transaction_id is not None:
+                answer = await self._client.inquiry(payment.transaction_id)
+                return answer if isinstance(answer, Approved | Pending | Declined) else None
+            found = await self._client.get_order(client_order_id=attempt.client_order_id)
+            if isinstance(found, Declined) and found.http_status == 404:
+                return _not_found(attempt) if old_enough else None
+            if not isinstance(found, Approved):
+                return None
+            return _as_payment_answer(attempt, found)
+        parent_id = (
+            payment.settled_transaction_id
+            if attempt.operation is Operation.REFUND
+            else payment.transaction_id
+        )
+        if parent_id is None:
+            return None
+        record = await self._client.get_transaction(parent_id)
+        if not isinstance(record, Approved):
+            return None
+        done = _child_done(record.body, attempt, payment)
+        if done is not None:
+            return done
+        return _not_found(attempt) if old_enough else None
+
+    async def _sync_settled(self, payment: Payment) -> Payment:
+        """Nothing in flight: record what NetValve's inquiry says, without moving the state."""
+        answer = await self._client.inquiry(_present(payment.transaction_id))
+        log.info(
+            "payment.confirmed",
+            payment_id=str(payment.id),
+            outcome=type(answer).__name__,
+            gateway_status=answer.body.get("status") if isinstance(answer, Approved) else None,
+        )
+        return payment
+
+    async def sweep_once(self, limit: int = 50) -> int:
+        """Settle what is due among unresolved operations; safe with several sweepers."""
+        now = _now()
+        async with self._ledger() as ledger:
+            due = await ledger.due_for_reconcile(
+                now, timedelta(seconds=self._settings.reconcile_min_age_seconds), limit
+            )
+        changed = 0
+        for payment_id in due:
+            try:
+                payment = await self.reconcile(payment_id)
+            except Exception:
+                log.exception("reconcile.failed", payment_id=str(payment_id))
+                continue
+            if payment.in_flight is None:
+                changed += 1
+                log.info("reconcile.settled", payment_id=str(payment_id), state=payment.state.value)
+            else:
+                await self._back_off(payment)
+        return changed
+
+    async def _back_off(self, payment: Payment) -> None:
+        delay = min(
+            self._settings.reconcile_interval_seconds * 2 ** max(payment.reconcile_tries - 1, 0),
+            self._settings.reconcile_max_backoff_seconds,
+        )
+        async with self._ledger() as ledger:
+            current = await ledger.get(payment.id, for_update=True)
+            if current is not None and current.in_flight is not None:
+                current.next_reconcile_at = _now() + timedelta(seconds=delay)
+
+    # --- status ------------------------------------------------------------------------------
+
+    async def status(self, query: StatusQuery) -> ServiceResult:
+        async with self._ledger() as ledger:
+            payment = await ledger.find(
+                payment_id=query.payment_id,
+                transaction_id=query.transaction_id,
+                payment_session_id=query.payment_session_id,
+                cart_id=query.cart_id,
+            )
+        if payment is None:
+            raise PaymentNotFound
+        if query.refresh:
+            payment = await self.reconcile(payment.id)
+        return ServiceResult(202 if payment.in_flight else 200, to_response(payment))
+
+    # --- hosted payment fields -----------------------------------------------------------------
+
+    async def hpf_session(
+        self, payment_session_id: str | None, cart_id: str | None, *, reuse: bool
+    ) -> HpfSessionResponse:
+        session = await self._medusa_session(payment_session_id, cart_id)
+        currency, amount = self._charge(session)
+        now = _now()
+        if reuse:
+            async with self._sessionmaker.begin() as db:
+                live = await HpfSessionRepository(db).live(session.id, now)
+            if live is not None:
+                return HpfSessionResponse(
+                    **live.payload, id=live.id, expires_at=live.expires_at, reused=True
+                )
+        source, payload, steps = await self._waterfall(session, currency, amount)
+        if source is None:
+            raise HpfUnavailable(extra={"steps": steps})
+        record = HpfSession(
+            id=uuid.uuid4(),
+            payment_session_id=session.id,
+            source=source,
+            payload={
+                "payment_session_id": session.id,
+                "source": source,
+                "amount": format(amount, "f"),
+                "currency_code": currency,
+                "script_src": payload.get("script_src"),
+                "integrity": payload.get("integrity"),
+                "payment_token": payload.get("payment_token"),
+                "redirect_url": payload.get("redirect_url"),
+            },
+            expires_at=now + HPF_SESSION_LIFETIME,
+        )
+        async with self._sessionmaker.begin() as db:
+            HpfSessionRepository(db).add(record)
+        log.info("hpf.session_created", payment_session_id=session.id, source=source)
+        return HpfSessionResponse(
+            **record.payload, id=record.id, expires_at=record.expires_at, reused=False
+        )
+
+    async def _waterfall(
+        self, session: MedusaPaymentSession, currency: str, amount: Decimal
+    ) -> tuple[str | None, dict[str, Any], list[dict[str, str]]]:
+        settings = self._settings
+        steps: list[dict[str, str]] = []
+
+        def skipped(step: str, why: str) -> None:
+            steps.append({"step": step, "outcome": why})
+
+        if settings.netvalve_hpf_script_src:
+            return (
+                "override_script",
+                {
+                    "script_src": str(settings.netvalve_hpf_script_src),
+                    "integrity": settings.netvalve_hpf_script_integrity,
+                },
+                steps,
+            )
+        if settings.netvalve_hpp_direct_url:
+            return "override_hpp", {"redirect_url": str(settings.netvalve_hpp_direct_url)}, steps
+        skipped("override", "not configured")
+
+        api = await self._client.initialize_hpf_session()
+        if isinstance(api, Approved) and api.body.get("paymentToken"):
+            return (
+                "api",
+                {
+                    "script_src": api.body.get("netvalveScriptSrc"),
+                    "integrity": api.body.get("integrity"),
+                    "payment_token": api.body.get("paymentToken"),
+                },
+                steps,
+            )
+        skipped("api", _describe(api))
+
+        if settings.netvalve_basic_auth_username and settings.netvalve_basic_auth_password:
+            scripts = await self._client.backoffice_hpf_scripts()
+            chosen = _pick_script(scripts)
+            if chosen is not None:
+                return (
+                    "backoffice",
+                    {
+                        "script_src": chosen.get("netvalveScriptSrc"),
+                        "integrity": chosen.get("integrity"),
+                    },
+                    steps,
+                )
+            skipped("backoffice", _describe(scripts) if chosen is None else "no active script")
+        else:
+            skipped("backoffice", "no basic-auth credentials")
+
+        if settings.netvalve_hpp_fallback_enabled:
+            order = await self._client.create_hpp_order(
+                HppOrderRequest(
+                    amount=amount,
+                    currency=currency,
+                    client_order_id=f"hpp-{uuid.uuid4().hex}",
+                    success_url=str(settings.netvalve_hpp_success_url),
+                    cancel_url=str(settings.netvalve_hpp_cancel_url),
+                    failed_url=str(settings.netvalve_hpp_failed_url),
+                    mode="SALE"
+                    if settings.netvalve_capture_mode is CaptureMode.SALE
+                    else "AUTHORIZATION",
+                )
+            )
+            if isinstance(order, Approved) and order.body.get("redirectUrl"):
+                return "hpp", {"redirect_url": order.body["redirectUrl"]}, steps
+            skipped("hpp", _describe(order))
+        else:
+            skipped("hpp", "fallback disabled")
+
+        if settings.netvalve_hpf_fallback_script_src:
+            return "static", {"script_src": str(settings.netvalve_hpf_fallback_script_src)}, steps
+        skipped("static", "not configured")
+        return None, {}, steps
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+T = TypeVar("T")
+
+
+def _present(value: T | None) -> T:
+    """A value the ledger's invariants guarantee; its absence is a bug, not a request error."""
+    if value is None:
+        raise RuntimeError("ledger invariant broken: a required value is missing")
+    return value
+
+
+def _customer(cart: MedusaCart | None, ip: str | None) -> Customer:
+    if cart is None:
+        return Customer(ip=ip)
+    address = cart.billing_address or cart.shipping_address
+    if address is None:
+        return Customer(email=cart.email, ip=ip)
+    street = ", ".join(part for part in (address.address_1, address.address_2) if part) or None
+    return Customer(
+        email=cart.email,
+        first_name=address.first_name,
+        last_name=address.last_name,
+        address=street,
+        city=address.city,
+        state=address.province,
+        zip_code=address.postal_code,
+        country_code=address.country_code,
+        phone=address.phone,
+        ip=ip,
+    )
+
+
+def _record(attempt: PaymentAttempt, result: NetvalveResult) -> None:
+    attempt.http_status = result.http_status
+    attempt.elapsed_ms = result.elapsed_ms
+    if isinstance(result, Approved | Pending | Declined):
+        attempt.outcome = {
+            Approved: AttemptOutcome.APPROVED,
+            Pending: AttemptOutcome.PENDING,
+            Declined: AttemptOutcome.DECLINED,
+        }[type(result)]
+        attempt.response_code = result.response_code
+        attempt.response_message = result.response_message
+        attempt.transaction_id = result.transaction_id or attempt.transaction_id
+    elif isinstance(result, ValidationFailed):
+        attempt.outcome = AttemptOutcome.VALIDATION_FAILED
+        attempt.response_code = result.errors[0].response_code if result.errors else None
+    elif isinstance(result, AuthenticationFailed):
+        attempt.outcome = AttemptOutcome.AUTHENTICATION_FAILED
+        attempt.response_code = result.response_code
+    elif isinstance(result, UnknownOutcome):
+        attempt.outcome = AttemptOutcome.UNKNOWN
+        attempt.reason = result.reason
+    else:
+        attempt.outcome = AttemptOutcome.UNAVAILABLE
+        attempt.reason = result.reason
+
+
+def _resolved(result: NetvalveResult) -> bool:
+    return not isinstance(result, Pending | UnknownOutcome)
+
+
+def _not_found(attempt: PaymentAttempt) -> Declined:
+    return Declined(
+        operation=attempt.operation.value,
+        http_status=404,
+        body={},
+        response_code="GTW_2103",
+        response_message="NetValve has no record of this request: it was not processed.",
+        response_code_type="SOFT DECLINE",
+    )
+
+
+def _as_payment_answer(attempt: PaymentAttempt, order: Approved) -> NetvalveResult:
+    """An order record, read as the answer the lost sale or authorize would have had."""
+    body = dict(order.body)
+    body.setdefault("transactionID", body.get("netvalveID"))
+    code_type = str(body.get("responseCodeType") or "").upper()
+    kind: type[Approved | Pending | Declined] = (
+        Approved if code_type == "APPROVED" else Pending if code_type == "PENDING" else Declined
+    )
+    return kind(
+        operation=attempt.operation.value,
+        http_status=200,
+        body=body,
+        response_code=body.get("responseCode"),
+        response_message=body.get("responseMessage"),
+        response_code_type=body.get("responseCodeType"),
+    )
+
+
+def _child_done(
+    record: dict[str, Any] | Any, attempt: PaymentAttempt, payment: Payment
+) -> Approved | None:
+    """Approved if NetValve's transaction record shows `attempt`'s operation as done."""
+    status = str(record.get("status") or "")
+    children = [child for child in record.get("transactions") or [] if isinstance(child, dict)]
+
+    def approved(transaction_id: object) -> Approved:
+        return Approved(
+            operation=attempt.operation.value,
+            http_status=200,
+            body={"transactionID": transaction_id},
+            response_code="GTW_1000",
+            response_message="Settled from NetValve's transaction record.",
+            response_code_type="APPROVED",
+        )
+
+    if attempt.operation is Operation.CANCEL:
+        return approved(None) if status.lower() == "cancelled" else None
+    kind = "CAPTURE" if attempt.operation is Operation.CAPTURE else "REFUND"
+    matching = [child for child in children if child.get("transactionType") == kind]
+    if attempt.operation is Operation.CAPTURE:
+        return approved(matching[-1].get("transactionId")) if matching else None
+    refunded = sum(_minor(child.get("amount", 0), payment.currency) for child in matching)
+    if refunded >= payment.refunded_minor + (attempt.amount_minor or 0):
+        return approved(matching[-1].get("transactionId"))
+    return None
+
+
+def _pick_script(scripts: NetvalveResult) -> dict[str, Any] | None:
+    if not isinstance(scripts, Approved):
+        return None
+    usable = [
+        item
+        for item in scripts.body.get("items", [])
+        if isinstance(item, dict)
+        and item.get("status") == "ACTIVE"
+        and not item.get("deleted")
+        and item.get("netvalveScriptSrc")
+    ]
+    defaults = [item for item in usable if item.get("isDefault")]
+    ranked = sorted(defaults or usable, key=lambda item: str(item.get("createdDate") or ""))
+    return ranked[-1] if ranked else None
+
+
+def _describe(result: NetvalveResult) -> str:
+    """A step's outcome for the 502 diagnostic: kind and code, never a body or a secret."""
+    if isinstance(result, UnknownOutcome | Unavailable):
+        return f"{type(result).__name__}: {result.reason}"
+    code = getattr(result, "response_code", None)
+    status = f"HTTP {result.http_status}" if result.http_status else "no answer"
+    return f"{type(result).__name__} ({status}{', ' + code if code else ''})"
