@@ -11,6 +11,7 @@ Ctrl-C stops the service and then the embedded database.
 """
 
 import asyncio
+import json
 import os
 import secrets
 import signal
@@ -78,6 +79,9 @@ def database() -> Iterator[bool]:
         os.environ["DATABASE_URL"] = with_database(embedded.url(), DATABASE_NAME)
         for name, value in DEV_DEFAULTS.items():
             os.environ.setdefault(name, value)
+        keys = dev_api_keys(DATA_DIR.parent / "dev-api-keys.json")
+        os.environ.setdefault("STOREFRONT_API_KEYS", keys["storefront"])
+        os.environ.setdefault("ADMIN_API_KEYS", keys["admin"])
         with sandbox():
             yield True
     finally:
@@ -86,6 +90,21 @@ def database() -> Iterator[bool]:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         embedded.stop()
         print("Embedded PostgreSQL stopped.", flush=True)  # noqa: T201
+
+
+def dev_api_keys(path: Path) -> dict[str, str]:
+    """Development API keys, generated once and kept (mode 600) beside the embedded database."""
+    if path.exists():
+        keys: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
+        return keys
+    keys = {
+        "storefront": f"sf_dev_{secrets.token_urlsafe(24)}",
+        "admin": f"adm_dev_{secrets.token_urlsafe(24)}",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(keys, indent=2), encoding="utf-8")
+    return keys
 
 
 @contextmanager
@@ -129,6 +148,9 @@ def banner(base: str, database_url: str, embedded: bool) -> str:
     if embedded:
         lines.append(f"  Database    embedded PostgreSQL, {database_url}")
         sandbox_url = os.environ["NETVALVE_BASE_URL"]
+        lines.append(f"  API keys    storefront {os.environ['STOREFRONT_API_KEYS']}")
+        lines.append(f"              admin      {os.environ['ADMIN_API_KEYS']}")
+        lines.append("              (Swagger: Authorize, then paste one; kept in .data/)")
         lines.append(
             f"  NetValve    in-process sandbox, {sandbox_url} (demo: {sandbox_url}/hpf/demo)"
         )
