@@ -341,6 +341,23 @@ def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
     async def resolve(transaction_id: int, _: Authenticated, approve: bool = True) -> Response:
         return answer(await store.resolve_pending(transaction_id, approve))
 
+    @app.get("/_sandbox/transactions")
+    async def list_transactions(_: Authenticated, client_order_prefix: str = "") -> Response:
+        """Every transaction, for tests that count what reached the gateway."""
+        listed = [
+            {
+                "transactionId": transaction.id,
+                "transactionType": transaction.type,
+                "clientOrderId": transaction.client_order_id,
+                "status": transaction.status,
+                "amount": transaction.amount,
+                "responseCode": transaction.outcome.response_code,
+            }
+            for transaction in store.transactions.values()
+            if (transaction.client_order_id or "").startswith(client_order_prefix)
+        ]
+        return WireResponse({"transactions": listed})
+
     @app.get("/_sandbox/webhooks")
     async def delivered_webhooks(_: Authenticated) -> Response:
         return WireResponse({"delivered": webhooks.delivered})
