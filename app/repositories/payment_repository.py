@@ -115,6 +115,12 @@ class PaymentRepository:
             await self.session.refresh(payment)
         return payment
 
+    async def settle(self, payment: Payment) -> None:
+        """Write pending changes and reload server-set columns (updated_at), so the object stays
+        readable after the transaction ends."""
+        await self.session.flush()
+        await self.session.refresh(payment)
+
     def add_attempt(self, attempt: PaymentAttempt) -> None:
         self.session.add(attempt)
 

@@ -539,6 +539,7 @@ class NetvalveService:
                 payment.next_reconcile_at = _now() + timedelta(
                     seconds=self._settings.reconcile_interval_seconds
                 )
+            await ledger.settle(payment)
             log.info(
                 "payment.attempt_applied",
                 payment_id=str(payment.id),
@@ -643,7 +644,11 @@ class NetvalveService:
     # --- settling unknown and pending outcomes -------------------------------------------------
 
     async def _settle_within_budget(self, payment_id: uuid.UUID) -> Payment:
-        deadline = time.monotonic() + self._settings.unknown_outcome_budget_seconds
+        budget = self._settings.unknown_outcome_budget_seconds
+        if budget <= 0:
+            async with self._ledger() as ledger:
+                return _present(await ledger.get(payment_id))
+        deadline = time.monotonic() + budget
         delay = 0.1
         payment = await self.reconcile(payment_id)
         while payment.in_flight is not None and time.monotonic() + delay < deadline:
