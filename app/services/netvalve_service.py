@@ -507,12 +507,15 @@ class NetvalveService:
         self, payment_id: uuid.UUID, attempt_id: uuid.UUID, result: NetvalveResult
     ) -> ServiceResult:
         payment = await self._apply(payment_id, attempt_id, result)
-        if isinstance(result, Declined) and result.response_code in _ALREADY:
-            # NetValve says it is done already: take NetValve's record as the truth.
+        if isinstance(result, Declined) and _already_done(result):
+            # NetValve says it is done already: its transaction record decides. The same
+            # operation done before (e.g. outside this service) answers with the payment.
             payment = await self.reconcile(payment_id, settle_missing=True)
-            if payment.in_flight is None and payment.response_code in _ALREADY:
-                raise PaymentStateConflict(result.response_message or "Already done.")
-            return ServiceResult(200, to_response(payment))
+            async with self._ledger() as ledger:
+                attempt = _present(await ledger.attempt(attempt_id))
+            if attempt.outcome is AttemptOutcome.APPROVED:
+                return ServiceResult(200, to_response(payment))
+            raise PaymentStateConflict(result.response_message or "Already done.")
         if payment.in_flight is not None:
             payment = await self._settle_within_budget(payment_id)
         return self._outcome(payment, result)
@@ -567,15 +570,22 @@ class NetvalveService:
                     **fields,
                 )
             if operation is Operation.CAPTURE:
+                # From NetValve's record when settled from it (the amount actually captured).
+                captured = min(
+                    int(result.body.get("ledgerMinor", amount)), payment.authorized_minor
+                )
                 return PaymentUpdate(
                     state=PaymentState.CAPTURED,
-                    captured_minor=amount,
+                    captured_minor=captured,
                     settled_transaction_id=result.transaction_id,
                     response_code=result.response_code,
                     response_message=result.response_message,
                 )
             if operation is Operation.REFUND:
-                refunded = payment.refunded_minor + amount
+                refunded = min(
+                    int(result.body.get("ledgerMinor", payment.refunded_minor + amount)),
+                    payment.captured_minor,
+                )
                 return PaymentUpdate(
                     state=PaymentState.REFUNDED
                     if refunded == payment.captured_minor
@@ -589,8 +599,8 @@ class NetvalveService:
                 response_code=result.response_code,
                 response_message=result.response_message,
             )
-        if isinstance(result, Pending | UnknownOutcome):
-            if operation in (Operation.SALE, Operation.AUTHORIZE):
+        if isinstance(result, Pending | UnknownOutcome) or _already_done(result):
+            if operation in (Operation.SALE, Operation.AUTHORIZE) and not _already_done(result):
                 pending = PaymentUpdate(state=PaymentState.PENDING)
                 if isinstance(result, Pending):
                     pending.transaction_id = result.transaction_id
@@ -948,7 +958,16 @@ def _record(attempt: PaymentAttempt, result: NetvalveResult) -> None:
 
 
 def _resolved(result: NetvalveResult) -> bool:
-    return not isinstance(result, Pending | UnknownOutcome)
+    return not isinstance(result, Pending | UnknownOutcome) and not _already_done(result)
+
+
+def _already_done(result: NetvalveResult) -> bool:
+    """NetValve refused a capture, refund or cancel as already done: its record must decide."""
+    return (
+        isinstance(result, Declined)
+        and result.response_code in _ALREADY
+        and result.operation in ("capture", "refund", "cancel")
+    )
 
 
 def _not_found(attempt: PaymentAttempt) -> Declined:
@@ -987,11 +1006,14 @@ def _child_done(
     status = str(record.get("status") or "")
     children = [child for child in record.get("transactions") or [] if isinstance(child, dict)]
 
-    def approved(transaction_id: object) -> Approved:
+    def approved(transaction_id: object, ledger_minor: int | None = None) -> Approved:
+        body: dict[str, Any] = {"transactionID": transaction_id}
+        if ledger_minor is not None:
+            body["ledgerMinor"] = ledger_minor
         return Approved(
             operation=attempt.operation.value,
             http_status=200,
-            body={"transactionID": transaction_id},
+            body=body,
             response_code="GTW_1000",
             response_message="Settled from NetValve's transaction record.",
             response_code_type="APPROVED",
@@ -1002,10 +1024,13 @@ def _child_done(
     kind = "CAPTURE" if attempt.operation is Operation.CAPTURE else "REFUND"
     matching = [child for child in children if child.get("transactionType") == kind]
     if attempt.operation is Operation.CAPTURE:
-        return approved(matching[-1].get("transactionId")) if matching else None
+        if not matching:
+            return None
+        captured = _minor(matching[-1].get("amount", 0), payment.currency)
+        return approved(matching[-1].get("transactionId"), captured)
     refunded = sum(_minor(child.get("amount", 0), payment.currency) for child in matching)
     if refunded >= payment.refunded_minor + (attempt.amount_minor or 0):
-        return approved(matching[-1].get("transactionId"))
+        return approved(matching[-1].get("transactionId"), refunded)
     return None
 
 

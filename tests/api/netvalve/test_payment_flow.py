@@ -470,3 +470,28 @@ class TestRefusalsChangeNothing:
         response = await api.post("/refund", {"payment_id": paid.json()["id"], "amount": amount})
 
         assert response.status_code == 422
+
+
+class TestAlreadyDoneAtTheGateway:
+    async def test_a_capture_made_outside_the_service_is_adopted(self, manual_api: Api):
+        authorized = (await manual_api.pay(await manual_api.medusa_session())).json()
+        outside = await manual_api.sandbox.client.capture(
+            authorized["transaction_id"], Decimal("44.00")
+        )
+        assert outside.response_code == "GTW_1000"  # type: ignore[union-attr]
+
+        captured = await manual_api.post("/capture", {"payment_id": authorized["id"]})
+
+        assert captured.status_code == 200, captured.text
+        assert (captured.json()["state"], captured.json()["captured_amount"]) == (
+            "captured",
+            "44.00",
+        )
+
+    async def test_cancelling_twice_answers_with_the_payment(self, manual_api: Api):
+        authorized = (await manual_api.pay(await manual_api.medusa_session())).json()
+        await manual_api.post("/cancel", {"payment_id": authorized["id"]})
+
+        again = await manual_api.post("/cancel", {"payment_id": authorized["id"]})
+
+        assert (again.status_code, again.json()["status"]) == (200, "canceled")
