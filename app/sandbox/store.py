@@ -223,7 +223,9 @@ class SandboxStore:
         self.transactions: dict[int, Transaction] = {}
         self.tokens: dict[str, HpfToken] = {}
         self.client_order_ids: dict[str, int] = {}
-        self._next_id = FIRST_TRANSACTION_ID
+        # Ids stay unique across restarts (as NetValve's are), so a ledger kept in a database
+        # never meets the same transaction id twice: start from the clock in milliseconds.
+        self._next_id = max(FIRST_TRANSACTION_ID, int(time.time() * 1000))
         self._next_order = 5001
 
     # --- hosted payment fields ---------------------------------------------------------------
