@@ -14,6 +14,12 @@ HpfSource = Literal["override_script", "override_hpp", "api", "backoffice", "hpp
 
 
 class HpfSessionRequest(RequestSchema):
+    model_config = RequestSchema.model_config | {
+        "json_schema_extra": {
+            "examples": [{"payment_session_id": "payses_01JDEMOSESSION00000000000"}]
+        }
+    }
+
     payment_session_id: MedusaId | None = None
     cart_id: MedusaId | None = Field(default=None, description="Uses the cart's active session.")
 
@@ -59,15 +65,27 @@ class _PaymentReference(RequestSchema):
 
 
 class CaptureRequest(_PaymentReference):
+    model_config = _PaymentReference.model_config | {
+        "json_schema_extra": {
+            "examples": [{"payment_id": "9fc4d4e0-6338-4010-82f7-3808e1a0e109", "amount": "30.00"}]
+        }
+    }
+
     amount: MoneyIn | None = Field(default=None, description="Omit to capture all authorized.")
 
 
 class RefundRequest(_PaymentReference):
+    model_config = _PaymentReference.model_config | {
+        "json_schema_extra": {"examples": [{"transaction_id": 18747, "amount": "10.00"}]}
+    }
+
     amount: MoneyIn | None = Field(default=None, description="Omit to refund all that is left.")
 
 
 class CancelRequest(_PaymentReference):
-    pass
+    model_config = _PaymentReference.model_config | {
+        "json_schema_extra": {"examples": [{"payment_id": "9fc4d4e0-6338-4010-82f7-3808e1a0e109"}]}
+    }
 
 
 class DeclineResponse(ErrorResponse):
