@@ -113,6 +113,16 @@ class TestSaleMode:
         assert retried.status_code == 200, retried.text
         assert retried.json()["state"] == "captured"
         assert len(await api.sandbox_transactions(retried.json()["id"])) == 2
+        attempts = await api.medusa.fetch(
+            "SELECT operation, outcome, response_code, client_order_id FROM payment_attempts "
+            "WHERE payment_id = $1 ORDER BY created_at",
+            uuid.UUID(retried.json()["id"]),
+        )
+        assert [(a["operation"], a["outcome"], a["response_code"]) for a in attempts] == [
+            ("sale", "declined", "BNK_2005"),
+            ("sale", "approved", "GTW_1000"),
+        ]
+        assert attempts[0]["client_order_id"] != attempts[1]["client_order_id"]
 
     async def test_paying_a_paid_session_again_returns_it_without_a_second_charge(self, api):
         medusa = await api.medusa_session()
@@ -310,6 +320,26 @@ class TestIdempotency:
 
         assert as_storefront.status_code == 200
         assert "idempotent-replayed" not in as_admin.headers
+
+    async def test_a_request_refused_by_validation_does_not_use_up_its_key(self, api: Api):
+        medusa = await api.medusa_session()
+
+        invalid = await api.post(
+            "/payment",
+            {"payment_session_id": medusa.session_id, "payment_token": 12},
+            key=STOREFRONT_KEY,
+            idempotency_key="order-0004-pay",
+        )
+        valid = await api.post(
+            "/payment",
+            {"payment_session_id": medusa.session_id, "payment_token": await api.token()},
+            key=STOREFRONT_KEY,
+            idempotency_key="order-0004-pay",
+        )
+
+        assert invalid.status_code == 422
+        assert invalid.json()["error"] == "RequestValidationError"
+        assert valid.status_code == 200, valid.text
 
     async def test_missing_key_is_400(self, api: Api):
         medusa = await api.medusa_session()
