@@ -17,6 +17,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.types import EventDict, Processor
 
+from app.core.cards import luhn_valid, mask
 from app.core.errors import error_response
 
 log = structlog.get_logger(__name__)
@@ -33,21 +34,9 @@ _SENSITIVE_KEY = re.compile(
 _PAN_CANDIDATE = re.compile(r"(?<![\d])(?:\d[ -]?){12,18}\d(?![\d])")
 
 
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2 == 1:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
-
-
 def _mask_pan(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", match.group())
-    if not _luhn_ok(digits):
-        return match.group()
-    return f"{digits[:6]}{'*' * (len(digits) - 10)}{digits[-4:]}"
+    return mask(digits) if luhn_valid(digits) else match.group()
 
 
 def mask_card_numbers(text: str) -> str:

@@ -65,18 +65,6 @@ def outcome_for(card_number: str, amount: Decimal) -> Outcome:
     return AMOUNT_OUTCOMES.get(amount, APPROVED)
 
 
-def luhn_valid(number: str) -> bool:
-    if not number.isdigit() or not 12 <= len(number) <= 19:
-        return False
-    total = 0
-    for index, char in enumerate(reversed(number)):
-        digit = int(char)
-        if index % 2 == 1:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2
-        total += digit
-    return total % 10 == 0
-
-
 def card_type(number: str) -> str:
     if number.startswith("4"):
         return "VISA"
@@ -89,8 +77,3 @@ def card_type(number: str) -> str:
     ):
         return "MASTERCARD"
     return "UNKNOWN"
-
-
-def mask(number: str) -> str:
-    """NetValve's mask: first six, asterisks, last four (`401200******5439`)."""
-    return f"{number[:6]}{'*' * (len(number) - 10)}{number[-4:]}"
