@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import health
-from app.api.deps import build_netvalve_service
+from app.api.deps import build_netvalve_service, build_webhook_service
 from app.api.v1.endpoints.netvalve.router import router as netvalve_router
 from app.core.config import ConfigurationError, Settings, get_settings
 from app.core.errors import register_exception_handlers
@@ -73,6 +73,19 @@ async def _sweep_forever(resources: Resources) -> None:
             log.info("reconcile.sweep", settled=settled)
 
 
+async def _process_webhooks_forever(resources: Resources) -> None:
+    """Apply stored webhook events to the ledger, outside the requests that stored them."""
+    service = build_webhook_service(resources)
+    while True:
+        try:
+            processed = await service.process_due()
+        except Exception:
+            log.exception("webhook.worker_failed")
+            processed = 0
+        if not processed:
+            await asyncio.sleep(resources.settings.webhook_worker_interval_seconds)
+
+
 async def _stop(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -97,6 +110,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             http_client=http_client,
             schema_head=alembic_head(),
         )
+        if settings.webhook_worker_enabled:
+            worker = asyncio.create_task(_process_webhooks_forever(app.state.resources))
+            stack.push_async_callback(_stop, worker)
         if settings.reconcile_enabled:
             sweeper = asyncio.create_task(_sweep_forever(app.state.resources))
             stack.push_async_callback(_stop, sweeper)

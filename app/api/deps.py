@@ -12,6 +12,7 @@ from app.db.medusa import MedusaRepository
 from app.db.session import session_scope
 from app.services.idempotency_service import IdempotencyService
 from app.services.netvalve_service import NetvalveService
+from app.services.webhook_service import WebhookService
 
 
 def get_resources(request: Request) -> Resources:
@@ -59,6 +60,23 @@ def build_netvalve_service(resources: Resources) -> NetvalveService:
 
 
 NetvalveServiceDep = Annotated[NetvalveService, Depends(get_netvalve_service)]
+
+
+def get_webhook_service(resources: ResourcesDep) -> WebhookService:
+    return build_webhook_service(resources)
+
+
+def build_webhook_service(resources: Resources) -> WebhookService:
+    settings = resources.settings
+    return WebhookService(
+        resources.sessionmaker,
+        NetvalveClient(resources.http_client, settings),
+        build_netvalve_service(resources),
+        settings,
+    )
+
+
+WebhookServiceDep = Annotated[WebhookService, Depends(get_webhook_service)]
 
 
 def get_idempotency(resources: ResourcesDep) -> IdempotencyService:

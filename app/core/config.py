@@ -14,6 +14,7 @@ from typing import Annotated, Literal, Self
 from pydantic import (
     AnyHttpUrl,
     Field,
+    IPvAnyNetwork,
     SecretStr,
     ValidationError,
     field_validator,
@@ -116,6 +117,18 @@ class Settings(DatabaseSettings):
     admin_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     idempotency_key_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
     unknown_outcome_budget_seconds: float = Field(default=3.0, ge=0, le=60)
+    netvalve_webhook_auth_header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,64}$")
+    netvalve_webhook_auth_values: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    netvalve_webhook_allowed_ips: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list
+    )
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(default_factory=list)
+    netvalve_webhook_max_body_bytes: int = Field(default=65_536, ge=1024, le=10_485_760)
+    netvalve_webhook_verify_with_inquiry: bool = True
+    webhook_worker_enabled: bool = True
+    webhook_worker_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0, le=3600)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=100)
     reconcile_enabled: bool = True
     reconcile_interval_seconds: float = Field(default=15.0, gt=0, le=3600)
     reconcile_min_age_seconds: float = Field(default=10.0, ge=0, le=3600)
@@ -154,7 +167,15 @@ class Settings(DatabaseSettings):
     netvalve_max_connections: int = Field(default=100, ge=1, le=10_000)
     netvalve_max_keepalive_connections: int = Field(default=20, ge=0, le=10_000)
 
-    @field_validator("cors_origins", "storefront_api_keys", "admin_api_keys", mode="before")
+    @field_validator(
+        "cors_origins",
+        "storefront_api_keys",
+        "admin_api_keys",
+        "netvalve_webhook_auth_values",
+        "netvalve_webhook_allowed_ips",
+        "trusted_proxies",
+        mode="before",
+    )
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -209,6 +230,19 @@ class Settings(DatabaseSettings):
                         f"{name.upper()} holds a key shorter than {MIN_API_KEY_LENGTH} characters "
                         "or a placeholder"
                     )
+        if self.environment not in (AppEnvironment.DEVELOPMENT, AppEnvironment.TEST) and not (
+            self.netvalve_webhook_auth_header and self.netvalve_webhook_auth_values
+        ):
+            raise ValueError(
+                "NETVALVE_WEBHOOK_AUTH_HEADER and NETVALVE_WEBHOOK_AUTH_VALUES are required "
+                "outside development: without them anyone could post webhooks"
+            )
+        for value in self.netvalve_webhook_auth_values:
+            if is_placeholder(value.get_secret_value()) or len(value.get_secret_value()) < 16:
+                raise ValueError(
+                    "NETVALVE_WEBHOOK_AUTH_VALUES holds a value shorter than 16 characters "
+                    "or a placeholder"
+                )
         if self.netvalve_hpp_fallback_enabled and not (
             self.netvalve_hpp_success_url
             and self.netvalve_hpp_cancel_url

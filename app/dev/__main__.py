@@ -116,12 +116,19 @@ def sandbox() -> Iterator[None]:
 
     client_id = f"sandbox-{secrets.token_hex(4)}"
     api_key = secrets.token_urlsafe(24)
+    webhook_secret = secrets.token_urlsafe(24)
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = os.environ.get("PORT", "8000")
     server = SandboxServer(
         SandboxSettings(
             _env_file=None,
             netvalve_client_id=client_id,
             netvalve_api_key=SecretStr(api_key),
             sandbox_port=0,
+            # The sandbox posts its webhooks to this service, as NetValve would.
+            sandbox_webhook_url=f"http://{host}:{port}/api/v1/netvalve/webhook",
+            sandbox_webhook_auth_header="X-Netvalve-Auth",
+            sandbox_webhook_auth_value=SecretStr(webhook_secret),
         )
     )
     url = server.start()
@@ -131,6 +138,8 @@ def sandbox() -> Iterator[None]:
         NETVALVE_BASE_URL=url,
         NETVALVE_HPP_URL=url,
         NETVALVE_HPF_URL=url,
+        NETVALVE_WEBHOOK_AUTH_HEADER="X-Netvalve-Auth",
+        NETVALVE_WEBHOOK_AUTH_VALUES=webhook_secret,
     )
     try:
         yield

@@ -43,6 +43,7 @@ class WebhookEvent(TimestampMixin, Base):
     __table_args__ = (
         UniqueConstraint("source", "dedup_key"),
         Index("ix_webhook_events_status_received_at", "status", "received_at"),
+        Index("ix_webhook_events_due", "status", "next_attempt_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(
@@ -79,3 +80,10 @@ class WebhookEvent(TimestampMixin, Base):
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the worker may (re)try it; also the lease a worker holds while processing."""
+    payment_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), index=True)
+    notes: Mapped[str | None] = mapped_column(Text)
+    """Operator notes."""
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Soft delete: kept for audit, hidden from lists and never processed."""

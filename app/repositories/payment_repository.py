@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.payment import (
+    AttemptOutcome,
     HpfSession,
     IdempotencyKey,
     Operation,
@@ -134,6 +135,46 @@ class PaymentRepository:
             .order_by(PaymentAttempt.created_at)
         )
         return list(result.scalars())
+
+    async def has_applied(
+        self, payment_id: uuid.UUID, operation: Operation, transaction_id: int
+    ) -> bool:
+        result = await self.session.execute(
+            select(PaymentAttempt.id)
+            .where(
+                PaymentAttempt.payment_id == payment_id,
+                PaymentAttempt.operation == operation,
+                PaymentAttempt.transaction_id == transaction_id,
+                PaymentAttempt.outcome == AttemptOutcome.APPROVED,
+            )
+            .limit(1)
+        )
+        return result.scalar_one_or_none() is not None
+
+    async def find_for_event(
+        self, client_order_id: str | None, transaction_id: int | None
+    ) -> Payment | None:
+        """The payment a webhook is about: by our clientOrderId, else by any transaction id."""
+        if client_order_id:
+            prefix = client_order_id.split("-", 1)[0]
+            try:
+                payment = await self.get(uuid.UUID(hex=prefix))
+            except ValueError:
+                payment = None
+            if payment is not None:
+                return payment
+        if transaction_id is None:
+            return None
+        payment = await self.find(transaction_id=transaction_id)
+        if payment is not None:
+            return payment
+        result = await self.session.execute(
+            select(Payment)
+            .join(PaymentAttempt, PaymentAttempt.payment_id == Payment.id)
+            .where(PaymentAttempt.transaction_id == transaction_id)
+            .limit(1)
+        )
+        return result.scalar_one_or_none()
 
     @staticmethod
     def apply(payment: Payment, changes: PaymentUpdate) -> None:

@@ -763,6 +763,66 @@ class NetvalveService:
             if current is not None and current.in_flight is not None:
                 current.next_reconcile_at = _now() + timedelta(seconds=delay)
 
+    # --- webhooks ----------------------------------------------------------------------------
+
+    async def apply_event(
+        self, payment_id: uuid.UUID, operation: Operation, outcome: str, data: dict[str, Any]
+    ) -> bool | None:
+        """Apply a webhook's news: True if the ledger changed, False if it was old news, None if
+        the payment is busy with another operation (retry later).
+
+        Transitions only move forward: a late AUTHORISED after a capture changes nothing, and a
+        refund's transaction id is recorded so that no redelivery counts it twice.
+        """
+        result = _event_result(operation, outcome, data)
+        async with self._ledger() as ledger:
+            payment = _present(await ledger.get(payment_id))
+            attempt = (
+                await ledger.attempt(payment.in_flight_attempt_id)
+                if payment.in_flight_attempt_id
+                else None
+            )
+        if attempt is not None and attempt.operation is operation:
+            if isinstance(result, Pending):
+                return False
+            await self._apply(payment.id, attempt.id, result)
+            return True
+        if not isinstance(result, Approved):
+            return False
+        if payment.in_flight is not None:
+            return None
+        return await self._adopt(payment, operation, result)
+
+    async def _adopt(self, payment: Payment, operation: Operation, result: Approved) -> bool:
+        """Record an operation done outside our requests (seen in a webhook), exactly once."""
+        states = {
+            Operation.SALE: {PaymentState.REQUIRES_PAYMENT, PaymentState.PENDING},
+            Operation.AUTHORIZE: {PaymentState.REQUIRES_PAYMENT, PaymentState.PENDING},
+            Operation.CAPTURE: {PaymentState.AUTHORIZED},
+            Operation.REFUND: {PaymentState.CAPTURED, PaymentState.PARTIALLY_REFUNDED},
+            Operation.CANCEL: {PaymentState.AUTHORIZED},
+        }[operation]
+        try:
+            async with self._ledger() as ledger:
+                claimed = await ledger.claim(payment.id, operation, states)
+                if claimed is None:
+                    return False
+                # Checked after the claim, under its row lock: a twin event that won the race
+                # has committed its transaction id by now.
+                if result.transaction_id is not None and await ledger.has_applied(
+                    payment.id, operation, result.transaction_id
+                ):
+                    raise _AlreadyApplied
+                attempt = self._new_attempt(
+                    claimed, operation, _event_amount(claimed, operation, result)
+                )
+                attempt.reason = "webhook"
+                ledger.add_attempt(attempt)
+        except _AlreadyApplied:
+            return False
+        await self._apply(payment.id, attempt.id, result)
+        return True
+
     # --- status ------------------------------------------------------------------------------
 
     async def status(self, query: StatusQuery) -> ServiceResult:
@@ -959,6 +1019,43 @@ def _record(attempt: PaymentAttempt, result: NetvalveResult) -> None:
 
 def _resolved(result: NetvalveResult) -> bool:
     return not isinstance(result, Pending | UnknownOutcome) and not _already_done(result)
+
+
+class _AlreadyApplied(Exception):
+    """Rolls back a claim whose operation the ledger already holds."""
+
+
+def _event_result(operation: Operation, outcome: str, data: dict[str, Any]) -> NetvalveResult:
+    """A webhook's data, read as the answer NetValve would have given to the request."""
+    body = {
+        "transactionID": data.get("transactionId"),
+        "cardNumber": data.get("cardNumber"),
+        "cardType": data.get("cardType"),
+        "amount": data.get("amount"),
+    }
+    kind: type[Approved | Pending | Declined] = (
+        Approved if outcome == "approved" else Pending if outcome == "pending" else Declined
+    )
+    return kind(
+        operation=operation.value,
+        http_status=200,
+        body=body,
+        response_code=data.get("responseCode"),
+        response_message=data.get("responseMessage"),
+        response_code_type=data.get("responseCodeType"),
+    )
+
+
+def _event_amount(payment: Payment, operation: Operation, result: Approved) -> int:
+    raw = result.body.get("amount")
+    amount = _minor(raw, payment.currency) if raw is not None else None
+    if operation is Operation.CAPTURE:
+        left = payment.authorized_minor - payment.captured_minor
+    elif operation is Operation.REFUND:
+        left = payment.captured_minor - payment.refunded_minor
+    else:
+        return payment.amount_minor
+    return min(amount, left) if amount is not None else left
 
 
 def _already_done(result: NetvalveResult) -> bool:

@@ -20,6 +20,8 @@ LIVE: dict[str, Any] = {
     "netvalve_api_key": "nv_live_3b9d2f7a1c5e4b8d",
     "netvalve_site_id": "0b5e3a54-52a4-4e0a-9d0c-3f3b7c0d9e11",
     "admin_api_keys": "adm_live_5d1f8a3c9e7b2d4f6a8c0e1b",
+    "netvalve_webhook_auth_header": "X-Netvalve-Auth",
+    "netvalve_webhook_auth_values": "whk_live_6f2a9d4c1e8b3f70",
 }
 
 
@@ -68,6 +70,27 @@ class TestProductionRequirements:
     def test_production_service_cannot_use_the_netvalve_sandbox(self):
         with pytest.raises(ConfigurationError, match="NETVALVE_ENVIRONMENT must be production"):
             load_settings(**live(netvalve_environment="sandbox"))
+
+    @pytest.mark.parametrize(
+        "missing", ["netvalve_webhook_auth_header", "netvalve_webhook_auth_values"]
+    )
+    def test_webhook_authentication_is_required_outside_development(self, missing):
+        with pytest.raises(ConfigurationError, match="NETVALVE_WEBHOOK_AUTH_HEADER and"):
+            load_settings(**live(environment="staging", **{missing: None}))
+
+    def test_webhook_allow_list_takes_cidrs(self):
+        settings = load_settings(
+            **live(netvalve_webhook_allowed_ips="203.0.113.0/24, 2001:db8::/32")
+        )
+
+        assert [str(network) for network in settings.netvalve_webhook_allowed_ips] == [
+            "203.0.113.0/24",
+            "2001:db8::/32",
+        ]
+
+    def test_a_bad_cidr_is_named(self):
+        with pytest.raises(ConfigurationError, match="NETVALVE_WEBHOOK_ALLOWED_IPS"):
+            load_settings(**live(netvalve_webhook_allowed_ips="not-an-ip"))
 
     def test_production_needs_an_admin_key(self):
         with pytest.raises(ConfigurationError, match="ADMIN_API_KEYS is required"):

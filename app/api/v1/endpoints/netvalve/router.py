@@ -1,7 +1,16 @@
 from fastapi import APIRouter
 
-from app.api.v1.endpoints.netvalve import cancel, capture, hpf, payment, refund, status
+from app.api.v1.endpoints.netvalve import (
+    cancel,
+    capture,
+    hpf,
+    payment,
+    refund,
+    status,
+    webhook,
+    webhook_events,
+)
 
 router = APIRouter(prefix="/api/v1/netvalve", tags=["netvalve"])
-for module in (hpf, payment, capture, refund, cancel, status):
+for module in (hpf, payment, capture, refund, cancel, status, webhook, webhook_events):
     router.include_router(module.router)

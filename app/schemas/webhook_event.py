@@ -1,0 +1,91 @@
+"""The webhook_events resource: Base, Request, Response, Update and Deleted schemas."""
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from app.models.webhook_event import WebhookEventStatus
+from app.schemas.base import ApiSchema, RequestSchema
+
+
+class WebhookEventBase(ApiSchema):
+    source: str = Field(description="Who sent it; always netvalve for now.")
+    event_name: str | None = Field(description="NetValve's eventName, e.g. PURCHASED.")
+    transaction_id: int | None
+    client_order_id: str | None
+
+
+class WebhookEventRequest(ApiSchema):
+    """What NetValve posts: `{eventName, data}` (NETVALVE_API.md §10). Read from the raw body."""
+
+    model_config = ApiSchema.model_config | {
+        "extra": "allow",
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "eventName": "PURCHASED",
+                    "data": {
+                        "transactionType": "SALE",
+                        "transactionId": 18747,
+                        "clientOrderId": "9fc4d4e06338401082f73808e1a0e109-1",
+                        "orderId": "5001",
+                        "traceId": "6f1d2f4e-9a55-4f7c-9d0c-0b3c3c9a6f10",
+                        "responseCode": "GTW_1000",
+                        "responseCodeType": "APPROVED",
+                        "amount": 44.00,
+                    },
+                }
+            ]
+        },
+    }
+
+    eventName: str
+    data: dict[str, Any]
+
+
+class WebhookEventResponse(WebhookEventBase):
+    id: uuid.UUID
+    dedup_key: str
+    status: WebhookEventStatus
+    attempts: int
+    last_error: str | None
+    payload: dict[str, Any] | None
+    headers: dict[str, str]
+    payment_id: uuid.UUID | None
+    notes: str | None
+    received_at: datetime
+    processed_at: datetime | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookEventUpdate(RequestSchema):
+    """Operator changes: notes, and `received` to process the event again."""
+
+    notes: str | None = Field(default=None, max_length=4000)
+    status: Literal["received"] | None = Field(
+        default=None, description="Only `received`, to queue the event for processing again."
+    )
+
+
+class WebhookEventDeleted(ApiSchema):
+    id: uuid.UUID
+    deleted: Literal[True] = True
+    deleted_at: datetime
+
+
+class WebhookEventPage(ApiSchema):
+    items: list[WebhookEventResponse]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class WebhookReceipt(ApiSchema):
+    """NetValve only needs the 200; the body says whether this delivery was new."""
+
+    status: Literal["stored", "duplicate"]
+    id: uuid.UUID | None

@@ -1,0 +1,399 @@
+"""NetValve webhooks: a durable inbox, then ordered-safe processing into the ledger.
+
+Intake stores the raw body before anything else and answers 200 only once the row is committed
+(503 if the database cannot take it, so NetValve retries). NetValve sends no event id, so the
+dedup key is derived from the payload; a unique (source, dedup_key) pair makes a redelivery a
+no-op insert. Processing happens outside the request, in a worker that claims due rows with
+FOR UPDATE SKIP LOCKED, so several workers or replicas never process one event twice at once;
+and every ledger change it makes is idempotent, so a retried event never counts twice.
+"""
+
+import asyncio
+import base64
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import structlog
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.clients.netvalve import Approved, Declined, NetvalveClient, Pending
+from app.core.config import Settings
+from app.core.errors import AppError
+from app.core.logging import REDACTED, redact
+from app.models.payment import Operation
+from app.models.webhook_event import WebhookEvent, WebhookEventStatus
+from app.repositories.payment_repository import PaymentRepository
+from app.repositories.webhook_event_repository import WebhookEventRepository
+from app.schemas.webhook_event import (
+    WebhookEventDeleted,
+    WebhookEventPage,
+    WebhookEventResponse,
+    WebhookEventUpdate,
+    WebhookReceipt,
+)
+from app.services.netvalve_service import NetvalveService
+
+log = structlog.get_logger(__name__)
+
+SOURCE = "netvalve"
+LEASE = timedelta(seconds=60)
+# Each of NetValve's 19 event names: the operation it reports on and how it ended. REBILL
+# events concern rebills, which this service never makes: stored, then ignored.
+EVENTS: dict[str, tuple[Operation | None, str]] = {
+    "PURCHASED": (Operation.SALE, "approved"),
+    "PURCHASE_FAILED": (Operation.SALE, "failed"),
+    "PURCHASE_PENDING": (Operation.SALE, "pending"),
+    "AUTHORISED": (Operation.AUTHORIZE, "approved"),
+    "AUTHORISATION_FAILED": (Operation.AUTHORIZE, "failed"),
+    "AUTHORISATION_PENDING": (Operation.AUTHORIZE, "pending"),
+    "CAPTURED": (Operation.CAPTURE, "approved"),
+    "CAPTURE_FAILED": (Operation.CAPTURE, "failed"),
+    "CAPTURE_PENDING": (Operation.CAPTURE, "pending"),
+    "CANCELLED": (Operation.CANCEL, "approved"),
+    "CANCELLATION_FAILED": (Operation.CANCEL, "failed"),
+    "CANCELLATION_PENDING": (Operation.CANCEL, "pending"),
+    "REFUNDED": (Operation.REFUND, "approved"),
+    "REFUND_FAILED": (Operation.REFUND, "failed"),
+    "REFUND_PENDING": (Operation.REFUND, "pending"),
+    "REBILLED": (None, "approved"),
+    "REBIL_FAILED": (None, "failed"),  # sic: NetValve's spelling
+    "REBILL_PENDING": (None, "pending"),
+    "CHARGEBACK": (None, "chargeback"),
+}
+_CONFIRMS = {"approved": (Approved,), "failed": (Declined,), "pending": (Pending, Approved)}
+
+
+class WebhookStoreUnavailable(AppError):
+    """The event could not be stored; NetValve will retry the delivery."""
+
+    status_code = 503
+    message = "The webhook could not be stored; retry later."
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": "30"})
+
+
+class WebhookMalformed(AppError):
+    """The body is not JSON of NetValve's `{eventName, data}` shape; stored as rejected."""
+
+    status_code = 400
+
+
+class WebhookEventNotFound(AppError):
+    """No webhook event has that id."""
+
+    status_code = 404
+    message = "No webhook event has that id."
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEvent:
+    event_name: str
+    data: dict[str, Any]
+
+
+def parse(raw: bytes) -> ParsedEvent | str:
+    """The event, or why it is not one."""
+    try:
+        body = json.loads(raw, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError):
+        return "the body is not valid JSON"
+    if not isinstance(body, dict):
+        return "the body is not a JSON object"
+    name, data = body.get("eventName"), body.get("data")
+    if not isinstance(name, str) or name not in EVENTS:
+        return "unknown or missing eventName"
+    if not isinstance(data, dict):
+        return "data is missing or not an object"
+    return ParsedEvent(name, data)
+
+
+def dedup_key(event: ParsedEvent) -> str:
+    """What identifies one event across redeliveries: NetValve sends no id of its own.
+
+    Timestamps are left out on purpose: a redelivery may be stamped anew.
+    """
+    data = event.data
+    parts = [
+        event.event_name,
+        data.get("transactionId"),
+        data.get("traceId"),
+        data.get("responseCode"),
+        str(data.get("amount")),
+    ]
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+
+
+def _transaction_id(data: dict[str, Any]) -> int | None:
+    value = data.get("transactionId")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _json_safe(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _is_database_down(error: BaseException) -> bool:
+    return isinstance(
+        error,
+        OperationalError
+        | InterfaceError
+        | OSError
+        | asyncio.TimeoutError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.CannotConnectNowError,
+    ) or (isinstance(error, DBAPIError) and error.connection_invalidated)
+
+
+class WebhookService:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        client: NetvalveClient,
+        payments: NetvalveService,
+        settings: Settings,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._client = client
+        self._payments = payments
+        self._settings = settings
+
+    # --- intake ------------------------------------------------------------------------------
+
+    async def receive(self, raw: bytes, headers: dict[str, str]) -> WebhookReceipt:
+        parsed = parse(raw)
+        auth_header = (self._settings.netvalve_webhook_auth_header or "").lower()
+        stored_headers = {
+            name: REDACTED if name.lower() == auth_header else str(redact(value, name))
+            for name, value in headers.items()
+        }
+        values: dict[str, Any] = {
+            "source": SOURCE,
+            "raw_body": raw,
+            "headers": stored_headers,
+        }
+        if isinstance(parsed, str):
+            values.update(
+                dedup_key=hashlib.sha256(raw).hexdigest(),
+                status=WebhookEventStatus.REJECTED,
+                last_error=parsed,
+            )
+        else:
+            values.update(
+                dedup_key=dedup_key(parsed),
+                event_name=parsed.event_name,
+                transaction_id=_transaction_id(parsed.data),
+                client_order_id=str(parsed.data.get("clientOrderId") or "")[:100] or None,
+                payload=_json_safe({"eventName": parsed.event_name, "data": parsed.data}),
+            )
+        try:
+            async with self._sessionmaker.begin() as session:
+                event_id = await WebhookEventRepository(session).insert_new(values)
+        except Exception as error:
+            if _is_database_down(error):
+                log.error("webhook.store_unavailable", error=type(error).__name__)
+                raise WebhookStoreUnavailable from error
+            raise
+        if isinstance(parsed, str):
+            raise WebhookMalformed(f"Rejected and stored for inspection: {parsed}.")
+        log.info(
+            "webhook.received",
+            event_name=parsed.event_name,
+            duplicate=event_id is None,
+            transaction_id=values["transaction_id"],
+        )
+        return WebhookReceipt(status="duplicate" if event_id is None else "stored", id=event_id)
+
+    # --- processing --------------------------------------------------------------------------
+
+    async def process_due(self, limit: int = 50) -> int:
+        async with self._sessionmaker.begin() as session:
+            due = await WebhookEventRepository(session).claim_due(datetime.now(UTC), LEASE, limit)
+        for event_id in due:
+            await self.process(event_id)
+        return len(due)
+
+    async def process(self, event_id: uuid.UUID) -> WebhookEvent:
+        """Apply one stored event to the ledger, through the same idempotent path every time."""
+        async with self._sessionmaker.begin() as session:
+            event = await WebhookEventRepository(session).get(event_id)
+        if event is None:
+            raise WebhookEventNotFound
+        try:
+            status, error, payment_id = await self._apply(event)
+        except Exception as exc:
+            log.exception("webhook.processing_failed", event_id=str(event_id))
+            status, error, payment_id = WebhookEventStatus.FAILED, repr(exc)[:500], None
+        return await self._finish(event, status, error, payment_id)
+
+    async def _apply(
+        self, event: WebhookEvent
+    ) -> tuple[WebhookEventStatus, str | None, uuid.UUID | None]:
+        if event.payload is None or event.event_name not in EVENTS:
+            return WebhookEventStatus.REJECTED, "not a NetValve event", None
+        operation, outcome = EVENTS[event.event_name]
+        data: dict[str, Any] = event.payload["data"]
+        if operation is None:
+            detail = (
+                "chargeback recorded; no ledger transition"
+                if outcome == "chargeback"
+                else ("rebills are not made by this service")
+            )
+            return WebhookEventStatus.IGNORED, detail, None
+        async with self._sessionmaker.begin() as session:
+            payment = await PaymentRepository(session).find_for_event(
+                event.client_order_id, event.transaction_id
+            )
+        if payment is None:
+            # It may have arrived before our own commit: try again later, then give up loudly.
+            if event.attempts >= self._settings.webhook_max_attempts:
+                return WebhookEventStatus.UNMATCHED, "no payment matches after all retries", None
+            return WebhookEventStatus.PENDING_MATCH, "no payment matches yet", None
+        if self._settings.netvalve_webhook_verify_with_inquiry and event.transaction_id:
+            confirmation = await self._client.inquiry(event.transaction_id)
+            if not isinstance(confirmation, Approved | Pending | Declined):
+                return WebhookEventStatus.FAILED, "inquiry gave no answer; will retry", payment.id
+            if not isinstance(confirmation, _CONFIRMS[outcome]):
+                return (
+                    WebhookEventStatus.IGNORED,
+                    f"not confirmed by /inquiry ({confirmation.response_code})",
+                    payment.id,
+                )
+        changed = await self._payments.apply_event(
+            payment.id, operation, outcome, _float_free(data)
+        )
+        if changed is None:
+            return WebhookEventStatus.FAILED, "the payment is busy; will retry", payment.id
+        if not changed:
+            return WebhookEventStatus.IGNORED, "nothing new for the ledger", payment.id
+        return WebhookEventStatus.PROCESSED, None, payment.id
+
+    async def _finish(
+        self,
+        event: WebhookEvent,
+        status: WebhookEventStatus,
+        error: str | None,
+        payment_id: uuid.UUID | None,
+    ) -> WebhookEvent:
+        now = datetime.now(UTC)
+        retry = status in (WebhookEventStatus.PENDING_MATCH, WebhookEventStatus.FAILED)
+        backoff = self._settings.webhook_retry_base_seconds * 2 ** max(event.attempts - 1, 0)
+        async with self._sessionmaker.begin() as session:
+            current = await WebhookEventRepository(session).get(event.id)
+            if current is None:
+                raise WebhookEventNotFound
+            current.status = status
+            current.last_error = error
+            current.payment_id = payment_id or current.payment_id
+            current.next_attempt_at = now + timedelta(seconds=min(backoff, 3600)) if retry else None
+            if status in (WebhookEventStatus.PROCESSED, WebhookEventStatus.IGNORED):
+                current.processed_at = now
+            await session.flush()
+            await session.refresh(current)
+        log.info("webhook.processed", event_id=str(event.id), status=status.value, error=error)
+        return current
+
+    # --- operator API ------------------------------------------------------------------------
+
+    async def list(
+        self,
+        *,
+        status: WebhookEventStatus | None,
+        event_name: str | None,
+        transaction_id: int | None,
+        received_from: datetime | None,
+        received_to: datetime | None,
+        cursor: str | None,
+        limit: int,
+    ) -> WebhookEventPage:
+        after = _decode_cursor(cursor) if cursor else None
+        async with self._sessionmaker.begin() as session:
+            events = await WebhookEventRepository(session).list(
+                status=status,
+                event_name=event_name,
+                transaction_id=transaction_id,
+                received_from=received_from,
+                received_to=received_to,
+                after=after,
+                limit=limit + 1,
+            )
+        page, more = events[:limit], len(events) > limit
+        next_cursor = _encode_cursor(page[-1]) if more and page else None
+        return WebhookEventPage(
+            items=[WebhookEventResponse.model_validate(event) for event in page],
+            next_cursor=next_cursor,
+        )
+
+    async def get(self, event_id: uuid.UUID) -> WebhookEventResponse:
+        async with self._sessionmaker.begin() as session:
+            event = await WebhookEventRepository(session).get(event_id)
+            if event is None:
+                raise WebhookEventNotFound
+            return WebhookEventResponse.model_validate(event)
+
+    async def update(
+        self, event_id: uuid.UUID, changes: WebhookEventUpdate
+    ) -> WebhookEventResponse:
+        async with self._sessionmaker.begin() as session:
+            event = await WebhookEventRepository(session).get(event_id)
+            if event is None:
+                raise WebhookEventNotFound
+            if "notes" in changes.model_fields_set:
+                event.notes = changes.notes
+            if changes.status == "received":
+                event.status = WebhookEventStatus.RECEIVED
+                event.next_attempt_at = None
+                event.attempts = 0
+            await session.flush()
+            await session.refresh(event)
+            return WebhookEventResponse.model_validate(event)
+
+    async def delete(self, event_id: uuid.UUID) -> WebhookEventDeleted:
+        async with self._sessionmaker.begin() as session:
+            event = await WebhookEventRepository(session).get(event_id)
+            if event is None:
+                raise WebhookEventNotFound
+            event.deleted_at = datetime.now(UTC)
+            return WebhookEventDeleted(id=event.id, deleted_at=event.deleted_at)
+
+    async def replay(self, event_id: uuid.UUID) -> WebhookEventResponse:
+        return WebhookEventResponse.model_validate(await self.process(event_id))
+
+
+def _float_free(data: dict[str, Any]) -> dict[str, Any]:
+    """Stored payloads hold amounts as JSON numbers; read them back exactly."""
+    amount = data.get("amount")
+    if amount is None or isinstance(amount, Decimal):
+        return data
+    return {**data, "amount": Decimal(str(amount))}
+
+
+def _encode_cursor(event: WebhookEvent) -> str:
+    raw = f"{event.received_at.isoformat()}|{event.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+class InvalidCursor(AppError):
+    """The cursor is not one this API handed out."""
+
+    status_code = 400
+    message = "The cursor is not valid."
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        stamp, _, event_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(stamp), uuid.UUID(event_id)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidCursor from None
