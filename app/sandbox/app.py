@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -132,8 +133,12 @@ def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         delivery = asyncio.create_task(webhooks.run())
         yield
-        delivery.cancel()
+        # Deliveries first, then the loop that owns their HTTP client, so every connection
+        # is closed before the server goes.
         await webhooks.close()
+        delivery.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await delivery
 
     app = FastAPI(title="NetValve sandbox", lifespan=lifespan, docs_url="/_sandbox/docs")
     app.state.store = store
