@@ -782,7 +782,7 @@ class NetvalveService:
                 if payment.in_flight_attempt_id
                 else None
             )
-        if attempt is not None and attempt.operation is operation:
+        if attempt is not None and _answers(attempt, operation, result):
             if isinstance(result, Pending):
                 return False
             await self._apply(payment.id, attempt.id, result)
@@ -793,7 +793,7 @@ class NetvalveService:
             return None
         return await self._adopt(payment, operation, result)
 
-    async def _adopt(self, payment: Payment, operation: Operation, result: Approved) -> bool:
+    async def _adopt(self, payment: Payment, operation: Operation, result: Approved) -> bool | None:
         """Record an operation done outside our requests (seen in a webhook), exactly once."""
         states = {
             Operation.SALE: {PaymentState.REQUIRES_PAYMENT, PaymentState.PENDING},
@@ -806,7 +806,9 @@ class NetvalveService:
             async with self._ledger() as ledger:
                 claimed = await ledger.claim(payment.id, operation, states)
                 if claimed is None:
-                    return False
+                    current = _present(await ledger.get(payment.id))
+                    # Busy with another operation: retry later. Otherwise it is old news.
+                    return None if current.in_flight is not None else False
                 # Checked after the claim, under its row lock: a twin event that won the race
                 # has committed its transaction id by now.
                 if result.transaction_id is not None and await ledger.has_applied(
@@ -1021,6 +1023,22 @@ def _resolved(result: NetvalveResult) -> bool:
     return not isinstance(result, Pending | UnknownOutcome) and not _already_done(result)
 
 
+def _answers(attempt: PaymentAttempt, operation: Operation, result: NetvalveResult) -> bool:
+    """Whether a webhook reports on this unsettled attempt of ours.
+
+    An attempt that a webhook itself opened is never answered by another webhook; a capture or
+    refund must also match in amount, so that two refunds are never taken for one.
+    """
+    if attempt.operation is not operation or attempt.reason == "webhook":
+        return False
+    if operation not in (Operation.CAPTURE, Operation.REFUND):
+        return True
+    raw = result.body.get("amount") if isinstance(result, Approved | Pending | Declined) else None
+    if raw is None or attempt.amount_minor is None:
+        return True
+    return _minor_amount(raw) == attempt.amount_minor
+
+
 class _AlreadyApplied(Exception):
     """Rolls back a claim whose operation the ledger already holds."""
 
@@ -1044,6 +1062,11 @@ def _event_result(operation: Operation, outcome: str, data: dict[str, Any]) -> N
         response_message=data.get("responseMessage"),
         response_code_type=data.get("responseCodeType"),
     )
+
+
+def _minor_amount(raw: object) -> int:
+    # Currencies here all have two decimals (checked when the payment was made).
+    return int((Decimal(str(raw)) * 100).to_integral_value())
 
 
 def _event_amount(payment: Payment, operation: Operation, result: Approved) -> int:
