@@ -256,7 +256,7 @@ class TestGatewayOutcomes:
 
 class TestTransportOutcomes:
     async def test_timeout_after_sending_is_an_unknown_outcome(self, backend):
-        await backend.fault("/sale", "hang", hang_seconds=3)
+        await backend.fault("/sale", "hang", hang_seconds=4)
         backend.mock("POST", "/sale", error=httpx.ReadTimeout("timed out"))
 
         result = await backend.client.sale(await backend.payment())

@@ -11,12 +11,12 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from fastapi import FastAPI, Request, Response
 
 from app.clients.netvalve import Approved, Declined, Pending, UnknownOutcome, ValidationFailed
-from app.sandbox.server import SandboxServer, ThreadedServer
+from app.sandbox.server import SandboxServer
 from tests.fixtures.gateway import (
     DECLINE_CARD,
+    Receiver,
     SandboxBackend,
     order_id,
     sandbox_headers,
@@ -411,36 +411,6 @@ class TestFaults:
 
         assert [rule["path"] for rule in listed.json()] == ["/capture"]
         assert cleared.json() == []
-
-
-class Receiver:
-    """A webhook endpoint that fails its first `failures` deliveries."""
-
-    def __init__(self, failures: int = 0) -> None:
-        self.failures = failures
-        self.events: list[dict[str, Any]] = []
-        self.raw: list[bytes] = []
-        self.headers: list[dict[str, str]] = []
-        app = FastAPI()
-
-        @app.post("/hook")
-        async def hook(request: Request) -> Response:
-            if self.failures > 0:
-                self.failures -= 1
-                return Response(status_code=500)
-            self.raw.append(await request.body())
-            self.events.append(json.loads(self.raw[-1]))
-            self.headers.append(dict(request.headers))
-            return Response(status_code=200)
-
-        self.server = ThreadedServer(app)
-
-    async def wait_for(self, count: int, seconds: float = 5.0) -> list[dict[str, Any]]:
-        # The receiver runs on another thread's loop, so this polls instead of awaiting an Event.
-        deadline = time.monotonic() + seconds
-        while len(self.events) < count and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-        return self.events
 
 
 @pytest.fixture

@@ -128,7 +128,7 @@ async def api_factory(
             "unknown_outcome_budget_seconds": 0.3,
         }
         values.update(overrides)
-        app = create_app(make_settings(database_url, **values))
+        app = create_app(make_settings(values.pop("database_url", database_url), **values))
         lifespan = started_app(app)
         await lifespan.__anext__()
         http = asgi_client(app)

@@ -1,0 +1,649 @@
+"""Webhook intake, processing into the ledger, and the operator API."""
+
+import asyncio
+import json
+import random
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from pydantic import SecretStr
+
+from app.api.deps import build_webhook_service
+from app.main import create_app
+from app.models.payment import AttemptOutcome, Operation, Payment, PaymentAttempt, PaymentState
+from app.sandbox.server import SandboxServer, ThreadedServer
+from app.services.webhook_service import WebhookService
+from tests.api.netvalve.conftest import (
+    ADMIN_KEY,
+    STOREFRONT_KEY,
+    Api,
+    ApiFactory,
+    MedusaSession,
+)
+from tests.fixtures.gateway import Receiver, SandboxBackend, closed_port, sandbox_settings
+from tests.fixtures.settings import make_settings
+
+pytestmark = pytest.mark.asyncio
+
+HEADER = "X-Netvalve-Auth"
+VALUES = ["whk_test_current_0000000001", "whk_test_previous_000000002"]
+WEBHOOKS = {
+    "netvalve_webhook_auth_header": HEADER,
+    "netvalve_webhook_auth_values": [SecretStr(value) for value in VALUES],
+    "webhook_worker_enabled": False,
+}
+
+
+def event(name: str = "PURCHASED", **data: Any) -> dict[str, Any]:
+    body = {
+        "transactionType": "SALE",
+        "clientOrderId": f"{uuid.uuid4().hex}-1",
+        "orderId": "5001",
+        "traceId": str(uuid.uuid4()),
+        "transactionId": random.randint(10**9, 10**10),  # noqa: S311
+        "responseCode": "GTW_1000",
+        "responseMessage": "Transaction Approved/ Request Successful.",
+        "responseCodeType": "APPROVED",
+        "responseTimestamp": "2024-11-08T12:38:58.140123456",
+        "amount": 44.00,
+    }
+    body.update(data)
+    return {"eventName": name, "data": body}
+
+
+async def deliver(
+    api: Api, body: dict[str, Any] | bytes, *, value: str | None = VALUES[0], **headers: str
+) -> httpx.Response:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    sent = {"Content-Type": "application/json", **headers}
+    if value is not None:
+        sent[HEADER] = value
+    return await api.http.post("/api/v1/netvalve/webhook", content=content, headers=sent)
+
+
+async def stored(api: Api) -> list[dict[str, Any]]:
+    rows = await api.medusa.fetch("SELECT status, dedup_key, event_name FROM webhook_events")
+    return [dict(row) for row in rows]
+
+
+def service_of(api: Api) -> WebhookService:
+    transport = api.http._transport
+    return build_webhook_service(transport.app.state.resources)  # type: ignore[attr-defined]
+
+
+@pytest_asyncio.fixture
+async def hooks(api_factory: ApiFactory) -> Api:
+    built: Api = await api_factory(**WEBHOOKS)
+    return built
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def empty_inbox(medusa_writer: Any) -> AsyncIterator[None]:
+    yield
+    await medusa_writer.execute("DELETE FROM webhook_events")
+
+
+class TestIntake:
+    async def test_stored_once_then_exact_and_near_duplicates_are_no_ops(self, hooks: Api):
+        body = event()
+        near = json.loads(json.dumps(body))
+        near["data"]["responseTimestamp"] = "2024-11-08T12:40:00.000000000"
+        reordered = {"data": dict(reversed(list(body["data"].items()))), "eventName": "PURCHASED"}
+
+        first = await deliver(hooks, body)
+        exact = await deliver(hooks, body)
+        stamped = await deliver(hooks, near)
+        shuffled = await deliver(hooks, json.dumps(reordered, indent=2).encode())
+
+        assert first.status_code == 200
+        assert first.json()["status"] == "stored"
+        assert [r.json()["status"] for r in (exact, stamped, shuffled)] == ["duplicate"] * 3
+        rows = await stored(hooks)
+        assert len(rows) == 1
+        assert rows[0]["status"] == "received"
+
+    async def test_a_different_event_for_the_same_transaction_is_stored(self, hooks: Api):
+        body = event()
+        other = json.loads(json.dumps(body))
+        other["data"]["traceId"] = str(uuid.uuid4())
+        other["data"]["responseCode"] = "BNK_2005"
+
+        await deliver(hooks, body)
+        second = await deliver(hooks, other)
+
+        assert second.json()["status"] == "stored"
+        assert len(await stored(hooks)) == 2
+
+    async def test_headers_are_stored_without_the_secret(self, hooks: Api):
+        await deliver(hooks, event())
+
+        headers = await hooks.medusa.fetchval("SELECT headers FROM webhook_events")
+
+        assert json.loads(headers)[HEADER.lower()] == "[REDACTED]"
+        assert VALUES[0] not in headers
+
+    @pytest.mark.parametrize("value", [None, "", "whk_test_wrong_00000000000"])
+    async def test_a_missing_or_wrong_header_is_401(self, hooks: Api, value):
+        before = await hooks.ledger_counts()
+
+        response = await deliver(hooks, event(), value=value)
+
+        assert response.status_code == 401
+        assert response.json()["error"] == "WebhookUnauthenticated"
+        assert await stored(hooks) == []
+        assert await hooks.ledger_counts() == before
+
+    async def test_both_values_work_during_a_rotation(self, hooks: Api):
+        current = await deliver(hooks, event(), value=VALUES[0])
+        previous = await deliver(hooks, event(), value=VALUES[1])
+
+        assert (current.status_code, previous.status_code) == (200, 200)
+
+    async def test_an_address_off_the_allow_list_is_403(self, api_factory: ApiFactory):
+        api = await api_factory(**WEBHOOKS, netvalve_webhook_allowed_ips=["10.99.0.0/16"])
+
+        direct = await deliver(api, event())
+        spoofed = await deliver(api, event(), **{"X-Forwarded-For": "10.99.1.2"})
+
+        assert (direct.status_code, spoofed.status_code) == (403, 403)
+        assert await stored(api) == []
+
+    async def test_forwarded_for_counts_only_behind_a_trusted_proxy(self, api_factory):
+        # The test client connects from 127.0.0.1, playing the load balancer.
+        api = await api_factory(
+            **WEBHOOKS,
+            netvalve_webhook_allowed_ips=["10.99.0.0/16"],
+            trusted_proxies=["127.0.0.1/32"],
+        )
+
+        allowed = await deliver(api, event(), **{"X-Forwarded-For": "198.51.100.7, 10.99.1.2"})
+        forged = await deliver(api, event(), **{"X-Forwarded-For": "10.99.1.2, 198.51.100.7"})
+
+        assert allowed.status_code == 200
+        assert forged.status_code == 403
+
+    async def test_an_oversized_body_is_413(self, api_factory: ApiFactory):
+        api = await api_factory(**WEBHOOKS, netvalve_webhook_max_body_bytes=2048)
+        big = event(padding="x" * 4096)
+
+        response = await deliver(api, big)
+
+        assert response.status_code == 413
+        assert await stored(api) == []
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b'{"eventName": "PURCHASED", "data": ',
+            b"[1, 2]",
+            b'{"eventName": "REFUNDD", "data": {}}',
+        ],
+        ids=["malformed", "not-an-object", "unknown-event"],
+    )
+    async def test_malformed_or_unknown_is_400_and_stored_as_rejected(self, hooks: Api, body):
+        before = await hooks.ledger_counts()
+
+        response = await deliver(hooks, body)
+
+        assert response.status_code == 400
+        assert response.json()["error"] == "WebhookMalformed"
+        assert [row["status"] for row in await stored(hooks)] == ["rejected"]
+        assert await hooks.ledger_counts() == before
+
+    async def test_database_down_is_503_and_nothing_is_lost(self, api_factory, tmp_path):
+        from app.dev.embedded_pg import EmbeddedPostgres, ensure_database, with_database
+        from tests.conftest import alembic_config
+
+        data_dir = tmp_path / "pg"
+        server = EmbeddedPostgres(data_dir, cleanup="stop")
+        url = with_database(server.url(), "drill")
+        await ensure_database(server.url(), "drill")
+        await asyncio.to_thread(_migrate, alembic_config(url))
+        api = await api_factory(**WEBHOOKS, database_url=url, medusa_database_url=url)
+        before = [event() for _ in range(3)]
+        during = [event() for _ in range(3)]
+        try:
+            assert [(await deliver(api, body)).status_code for body in before] == [200] * 3
+
+            await asyncio.to_thread(server.stop)
+            refused = [await deliver(api, body) for body in during]
+
+            assert [response.status_code for response in refused] == [503] * 3
+            assert refused[0].json()["error"] == "WebhookStoreUnavailable"
+            assert refused[0].headers["retry-after"]
+
+            server = await asyncio.to_thread(EmbeddedPostgres, data_dir, cleanup="stop")
+            redelivered = [await deliver(api, body) for body in [*during, *before]]
+
+            assert [r.json()["status"] for r in redelivered] == ["stored"] * 3 + ["duplicate"] * 3
+        finally:
+            await asyncio.to_thread(server.stop)
+
+
+def _migrate(config: Any) -> None:
+    from alembic import command
+
+    command.upgrade(config, "head")
+
+
+class TestProcessing:
+    async def test_an_event_for_an_unknown_payment_waits_then_applies(self, hooks: Api):
+        # NetValve's webhook can overtake our own commit of the payment row.
+        payment_id = uuid.uuid4()
+        sale = await hooks.sandbox.client.sale(
+            dataclass_replace(await hooks.sandbox.payment(), client_order_id=f"{payment_id.hex}-1")
+        )
+        body = event(
+            clientOrderId=f"{payment_id.hex}-1",
+            transactionId=sale.transaction_id,  # type: ignore[union-attr]
+        )
+        await deliver(hooks, body)
+        service = service_of(hooks)
+
+        await service.process_due()
+        waiting = await stored(hooks)
+        await _insert_sent_sale(hooks, payment_id)
+        await hooks.medusa.execute("UPDATE webhook_events SET next_attempt_at = now()")
+        await service.process_due()
+
+        assert waiting[0]["status"] == "pending_match"
+        assert [row["status"] for row in await stored(hooks)] == ["processed"]
+        status = await hooks.get("/status", {"payment_id": str(payment_id)})
+        assert (status.json()["state"], status.json()["captured_amount"]) == ("captured", "44.00")
+
+    async def test_an_unmatched_event_is_given_up_after_its_tries(self, api_factory):
+        api = await api_factory(**WEBHOOKS, webhook_max_attempts=2)
+        await deliver(api, event(), value=VALUES[0])
+        service = service_of(api)
+
+        for _ in range(2):
+            await api.medusa.execute("UPDATE webhook_events SET next_attempt_at = now()")
+            await service.process_due()
+
+        assert [row["status"] for row in await stored(api)] == ["unmatched"]
+
+    async def test_an_event_inquiry_does_not_confirm_is_not_applied(self, manual_api: Api):
+        api = manual_api
+        authorized = (await api.pay(await api.medusa_session())).json()
+        claim = event(
+            "CAPTURED",
+            clientOrderId=f"{uuid.UUID(authorized['id']).hex}-1",
+            transactionId=authorized["transaction_id"] + 10**6,  # nothing at NetValve
+        )
+        await deliver(api, claim)
+
+        await service_of(api).process_due()
+
+        row = await api.medusa.fetchrow("SELECT status, last_error FROM webhook_events")
+        assert row is not None
+        assert row["status"] == "ignored"
+        assert "not confirmed" in row["last_error"]
+        status = await api.get("/status", {"payment_id": authorized["id"]})
+        assert status.json()["state"] == "authorized"
+
+    async def test_a_late_authorised_never_moves_a_captured_payment_back(self, manual_api):
+        api = manual_api
+        authorized = (await api.pay(await api.medusa_session())).json()
+        await api.post("/capture", {"payment_id": authorized["id"]})
+        late = event(
+            "AUTHORISED",
+            transactionType="AUTHORIZATION",
+            clientOrderId=f"{uuid.UUID(authorized['id']).hex}-1",
+            transactionId=authorized["transaction_id"],
+        )
+        await deliver(api, late)
+
+        await service_of(api).process_due()
+
+        status = await api.get("/status", {"payment_id": authorized["id"]})
+        assert status.json()["state"] == "captured"
+        assert [row["status"] for row in await stored(api)] == ["ignored"]
+
+    async def test_a_refund_made_outside_is_counted_once_whatever_the_redeliveries(self, hooks):
+        paid = (await hooks.pay(await hooks.medusa_session())).json()
+        refund = await hooks.sandbox.client.refund(paid["transaction_id"], Decimal("4.00"))
+        body = event(
+            "REFUNDED",
+            transactionType="REFUND",
+            clientOrderId=f"{uuid.UUID(paid['id']).hex}-1",
+            transactionId=refund.transaction_id,
+            amount=4.00,
+        )
+        near = json.loads(json.dumps(body))
+        near["data"]["traceId"] = str(uuid.uuid4())  # a redelivery NetValve re-traced
+        for copy in (body, body, near):
+            await deliver(hooks, copy)
+        service = service_of(hooks)
+
+        await asyncio.gather(service.process_due(), service.process_due())
+
+        status = await hooks.get("/status", {"payment_id": paid["id"]})
+        assert (status.json()["state"], status.json()["refunded_amount"]) == (
+            "partially_refunded",
+            "4.00",
+        )
+        assert sorted(row["status"] for row in await stored(hooks)) == ["ignored", "processed"]
+
+
+def dataclass_replace(request: Any, **changes: Any) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(request, **changes)
+
+
+async def _insert_sent_sale(api: Api, payment_id: uuid.UUID) -> None:
+    """What the payment route's first phase commits: the payment and its sent attempt."""
+    medusa = await api.medusa_session()
+    transport = api.http._transport
+    sessionmaker = transport.app.state.resources.sessionmaker  # type: ignore[attr-defined]
+    async with sessionmaker.begin() as session:
+        attempt_id = uuid.uuid4()
+        session.add(
+            Payment(
+                id=payment_id,
+                payment_session_id=medusa.session_id,
+                cart_id=medusa.cart_id,
+                currency="EUR",
+                amount_minor=4400,
+                medusa_amount=Decimal("44.00"),
+                mode="sale",
+                state=PaymentState.PENDING,
+                in_flight=Operation.SALE,
+                in_flight_attempt_id=attempt_id,
+                attempts_count=1,
+            )
+        )
+        await session.flush()
+        session.add(
+            PaymentAttempt(
+                id=attempt_id,
+                payment_id=payment_id,
+                operation=Operation.SALE,
+                client_order_id=f"{payment_id.hex}-1",
+                amount_minor=4400,
+                outcome=AttemptOutcome.UNKNOWN,
+            )
+        )
+
+
+class TestFullFlowWithTheSandboxDelivering:
+    async def test_every_event_stored_once_and_the_ledger_agrees_with_inquiry(
+        self, api_factory, database_url
+    ):
+        # The service on a real socket, the sandbox posting its webhooks to it (each twice).
+        seeding = await api_factory()
+        secret = "whk_test_flow_00000000000001"
+        port = closed_port()
+        sandbox = SandboxServer(
+            sandbox_settings(
+                sandbox_webhook_url=f"http://127.0.0.1:{port}/api/v1/netvalve/webhook",
+                sandbox_webhook_auth_header=HEADER,
+                sandbox_webhook_auth_value=SecretStr(secret),
+                sandbox_webhook_duplicate_rate=1.0,
+                sandbox_webhook_retry_delays=(0.05, 0.1, 0.5),
+            )
+        )
+        gateway = SandboxBackend(sandbox.start())
+        service = ThreadedServer(
+            create_app(
+                make_settings(
+                    database_url,
+                    netvalve_base_url=gateway.url,
+                    netvalve_hpf_url=gateway.url,
+                    netvalve_hpp_url=gateway.url,
+                    storefront_api_keys=[SecretStr(STOREFRONT_KEY)],
+                    admin_api_keys=[SecretStr(ADMIN_KEY)],
+                    netvalve_webhook_auth_header=HEADER,
+                    netvalve_webhook_auth_values=[SecretStr(secret)],
+                    webhook_worker_interval_seconds=0.1,
+                    webhook_retry_base_seconds=0.1,
+                    reconcile_enabled=False,
+                )
+            ),
+            port=port,
+        )
+        base = service.start()
+        try:
+            async with httpx.AsyncClient(base_url=f"{base}/api/v1/netvalve", timeout=10) as http:
+                flow = Api(http, seeding.medusa, gateway)
+                medusa = await flow.medusa_session()
+                paid = await http.post(
+                    "/payment",
+                    json={
+                        "payment_session_id": medusa.session_id,
+                        "payment_token": await gateway.token_for("4012000098765439"),
+                    },
+                    headers={
+                        "Authorization": f"Bearer {STOREFRONT_KEY}",
+                        "Idempotency-Key": "flow-pay-0001",
+                    },
+                )
+                payment = paid.json()
+                admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+                for key, body in (("flow-r-0001", {"amount": "10.00"}), ("flow-r-0002", {})):
+                    refunded = await http.post(
+                        "/refund",
+                        json={"payment_id": payment["id"], **body},
+                        headers={**admin, "Idempotency-Key": key},
+                    )
+                    assert refunded.status_code == 200, refunded.text
+
+                events = await _wait_for_events(seeding, 3)
+
+                assert sorted(e["event_name"] for e in events) == [
+                    "PURCHASED",
+                    "REFUNDED",
+                    "REFUNDED",
+                ]
+                assert all(e["status"] in {"processed", "ignored"} for e in events)
+                status = await http.get(
+                    "/status",
+                    params={"payment_id": payment["id"]},
+                    headers={"Authorization": f"Bearer {STOREFRONT_KEY}"},
+                )
+                assert (status.json()["state"], status.json()["refunded_amount"]) == (
+                    "refunded",
+                    "44.00",
+                )
+                inquiry = await gateway.client.inquiry(payment["transaction_id"])
+                assert inquiry.body["status"] == "Refunded"  # type: ignore[union-attr]
+                assert Decimal(str(inquiry.body["amount"])) == Decimal("44.00")  # type: ignore[union-attr]
+        finally:
+            service.stop()
+            await gateway.close()
+            sandbox.stop()
+
+
+async def _wait_for_events(api: Api, count: int) -> list[dict[str, Any]]:
+    for _ in range(300):
+        rows = await stored(api)
+        settled = [row for row in rows if row["status"] not in {"received", "pending_match"}]
+        if len(rows) >= count and len(settled) == len(rows):
+            return rows
+        await asyncio.sleep(0.1)
+    return await stored(api)
+
+
+class TestOperatorApi:
+    async def admin(self, api: Api, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return await api.http.request(
+            method,
+            f"/api/v1/netvalve/webhook-events{path}",
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            **kwargs,
+        )
+
+    async def test_list_filters_and_pages(self, hooks: Api):
+        for _ in range(5):
+            await deliver(hooks, event())
+        await deliver(hooks, event("REFUNDED", transactionType="REFUND"))
+
+        first = await self.admin(hooks, "GET", "", params={"limit": 2, "event_name": "PURCHASED"})
+        second = await self.admin(
+            hooks,
+            "GET",
+            "",
+            params={"limit": 5, "event_name": "PURCHASED", "cursor": first.json()["next_cursor"]},
+        )
+        refunds = await self.admin(hooks, "GET", "", params={"event_name": "REFUNDED"})
+
+        assert len(first.json()["items"]) == 2
+        assert len(second.json()["items"]) == 3
+        assert second.json()["next_cursor"] is None
+        ids = {item["id"] for item in first.json()["items"] + second.json()["items"]}
+        assert len(ids) == 5
+        assert len(refunds.json()["items"]) == 1
+        bad = await self.admin(hooks, "GET", "", params={"cursor": "not-a-cursor"})
+        assert bad.status_code == 400
+
+    async def test_get_patch_replay_delete(self, hooks: Api):
+        paid = (await hooks.pay(await hooks.medusa_session())).json()
+        refund = await hooks.sandbox.client.refund(paid["transaction_id"], Decimal("4.00"))
+        stored_event = await deliver(
+            hooks,
+            event(
+                "REFUNDED",
+                transactionType="REFUND",
+                clientOrderId=f"{uuid.UUID(paid['id']).hex}-1",
+                transactionId=refund.transaction_id,  # type: ignore[union-attr]
+                amount=4.00,
+            ),
+        )
+        event_id = stored_event.json()["id"]
+
+        fetched = await self.admin(hooks, "GET", f"/{event_id}")
+        noted = await self.admin(hooks, "PATCH", f"/{event_id}", json={"notes": "checked by ops"})
+        first = await self.admin(hooks, "POST", f"/{event_id}/replay")
+        second = await self.admin(hooks, "POST", f"/{event_id}/replay")
+        requeued = await self.admin(hooks, "PATCH", f"/{event_id}", json={"status": "received"})
+        deleted = await self.admin(hooks, "DELETE", f"/{event_id}")
+        gone = await self.admin(hooks, "GET", f"/{event_id}")
+
+        assert fetched.json()["status"] == "received"
+        assert noted.json()["notes"] == "checked by ops"
+        assert first.json()["status"] == "processed"
+        assert second.json()["status"] == "ignored"  # a replay changes nothing the second time
+        status = await hooks.get("/status", {"payment_id": paid["id"]})
+        assert status.json()["refunded_amount"] == "4.00"
+        assert requeued.json()["status"] == "received"
+        assert deleted.json()["deleted"] is True
+        assert gone.status_code == 404
+        bad_status = await self.admin(
+            hooks, "PATCH", f"/{uuid.uuid4()}", json={"status": "processed"}
+        )
+        assert bad_status.status_code == 422
+
+    async def test_needs_an_admin_key(self, hooks: Api):
+        response = await hooks.http.get(
+            "/api/v1/netvalve/webhook-events",
+            headers={"Authorization": "Bearer sf_test_4b1e9c7a2d5f8e0a3c6b9d1f"},
+        )
+
+        assert response.status_code == 403
+
+
+async def _drain(api: Api, *, workers: int) -> None:
+    """Run `workers` concurrent processors until no event is waiting or retrying."""
+    service = service_of(api)
+    for _ in range(2000):
+        done = sum(await asyncio.gather(*(service.process_due(100) for _ in range(workers))))
+        waiting = await api.medusa.fetchval(
+            "SELECT count(*) FROM webhook_events "
+            "WHERE status IN ('received', 'failed', 'pending_match') AND deleted_at IS NULL"
+        )
+        if not waiting:
+            return
+        if not done:
+            await asyncio.sleep(0.05)
+    raise AssertionError("webhook events were still waiting")
+
+
+class TestReplayAtScale:
+    PAYMENTS = 50
+    REFUNDS = 27  # of 1.00 each on 44.00: 50 x (1 purchase + 27 refunds) = 1,400 events
+
+    async def test_2000_deliveries_30_percent_duplicates_shuffled_4_senders(self, api_factory):
+        receiver = Receiver()
+        receiver.server.start()
+        recorder = SandboxServer(
+            sandbox_settings(
+                sandbox_webhook_url=f"{receiver.server.url}/hook",
+                sandbox_webhook_retry_delays=(0.05,),
+            )
+        )
+        gateway = SandboxBackend(recorder.start())
+        try:
+            api = await api_factory(
+                **WEBHOOKS,
+                netvalve_base_url=gateway.url,
+                netvalve_hpf_url=gateway.url,
+                netvalve_hpp_url=gateway.url,
+                webhook_retry_base_seconds=0.05,
+            )
+            api.sandbox = gateway
+            sessions = [await api.medusa_session() for _ in range(self.PAYMENTS)]
+            payments: list[str] = []
+            for batch in range(0, self.PAYMENTS, 10):
+                payments += await asyncio.gather(
+                    *(
+                        self._pay_and_refund(api, session)
+                        for session in sessions[batch : batch + 10]
+                    )
+                )
+            unique = await receiver.wait_for(self.PAYMENTS * (1 + self.REFUNDS), seconds=60)
+            assert len(unique) == self.PAYMENTS * (1 + self.REFUNDS)
+
+            deliveries = self._with_duplicates(unique, total=2000)
+            senders = [deliveries[index::4] for index in range(4)]
+            answers = await asyncio.gather(*(self._send_all(api, batch) for batch in senders))
+            assert [status for batch in answers for status in batch] == [200] * 2000
+
+            await _drain(api, workers=4)
+
+            rows = await stored(api)
+            assert len(rows) == len(unique)
+            statuses = sorted({(row["event_name"], row["status"]) for row in rows})
+            assert statuses == [("PURCHASED", "ignored"), ("REFUNDED", "processed")]
+            for payment_id in payments:
+                status = (await api.get("/status", {"payment_id": payment_id})).json()
+                assert (status["state"], status["refunded_amount"]) == (
+                    "partially_refunded",
+                    f"{self.REFUNDS}.00",
+                )
+            refunds = await api.medusa.fetchval(
+                "SELECT count(DISTINCT transaction_id) FROM payment_attempts "
+                "WHERE operation = 'refund' AND outcome = 'approved'"
+            )
+            assert refunds == self.PAYMENTS * self.REFUNDS
+        finally:
+            await gateway.close()
+            recorder.stop()
+            receiver.server.stop()
+
+    async def _pay_and_refund(self, api: Api, session: MedusaSession) -> str:
+        paid = (await api.pay(session)).json()
+        for _ in range(self.REFUNDS):
+            refund = await api.sandbox.client.refund(paid["transaction_id"], Decimal("1.00"))
+            assert refund.response_code == "GTW_1000"  # type: ignore[union-attr]
+        return str(paid["id"])
+
+    @staticmethod
+    def _with_duplicates(unique: list[dict[str, Any]], total: int) -> list[bytes]:
+        shuffler = random.Random(20261122)  # noqa: S311 (a fixed seed: the same run every time)
+        copies = [json.dumps(event).encode() for event in unique]
+        for original in shuffler.choices(unique, k=total - len(unique)):
+            again = json.loads(json.dumps(original))
+            if shuffler.random() < 0.5:
+                again["data"]["responseTimestamp"] = "2026-11-22T04:00:00.000000000"
+            copies.append(json.dumps(again).encode())
+        shuffler.shuffle(copies)
+        return copies
+
+    @staticmethod
+    async def _send_all(api: Api, batch: list[bytes]) -> list[int]:
+        return [(await deliver(api, body)).status_code for body in batch]
