@@ -462,7 +462,7 @@ class TestFullFlowWithTheSandboxDelivering:
 async def _wait_for_events(api: Api, count: int) -> list[dict[str, Any]]:
     for _ in range(300):
         rows = await stored(api)
-        settled = [row for row in rows if row["status"] not in {"received", "pending_match"}]
+        settled = [row for row in rows if row["status"] in {"processed", "ignored", "unmatched"}]
         if len(rows) >= count and len(settled) == len(rows):
             return rows
         await asyncio.sleep(0.1)
