@@ -80,6 +80,10 @@ class Payment(TimestampMixin, Base):
         CheckConstraint("authorized_minor <= amount_minor", name="authorized_within_amount"),
         CheckConstraint("captured_minor <= authorized_minor", name="captured_within_authorized"),
         CheckConstraint("refunded_minor <= captured_minor", name="refunded_within_captured"),
+        CheckConstraint(
+            "charged_back_minor >= 0 AND charged_back_minor <= captured_minor",
+            name="charged_back_within_captured",
+        ),
         Index(
             "ix_payments_reconcile",
             "next_reconcile_at",
@@ -118,6 +122,9 @@ class Payment(TimestampMixin, Base):
     response_code: Mapped[str | None] = mapped_column(String(32))
     response_message: Mapped[str | None] = mapped_column(Text)
     decline_type: Mapped[str | None] = mapped_column(String(16))
+    charged_back_minor: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    """Disputed by the cardholder's bank (a CHARGEBACK webhook); refunds are unaffected."""
+    charged_back_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     next_reconcile_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reconcile_tries: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 

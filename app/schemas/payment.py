@@ -64,6 +64,8 @@ class PaymentResponse(PaymentBase):
     response_code: str | None = Field(description="NetValve's last response code.")
     response_message: str | None
     in_progress: str | None = Field(description="A gateway operation not yet settled.")
+    charged_back_amount: MoneyOut = Field(description="Disputed by the cardholder's bank.")
+    charged_back_at: datetime | None
     created_at: datetime
     updated_at: datetime
 

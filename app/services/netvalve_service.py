@@ -219,6 +219,8 @@ def to_response(payment: Payment) -> PaymentResponse:
         response_code=payment.response_code,
         response_message=payment.response_message,
         in_progress=payment.in_flight.value if payment.in_flight else None,
+        charged_back_amount=money(payment.charged_back_minor),
+        charged_back_at=payment.charged_back_at,
         created_at=payment.created_at,
         updated_at=payment.updated_at,
     )
@@ -792,6 +794,26 @@ class NetvalveService:
         if payment.in_flight is not None:
             return None
         return await self._adopt(payment, operation, result)
+
+    async def record_chargeback(self, payment_id: uuid.UUID, data: dict[str, Any]) -> bool:
+        """Flag a captured payment as disputed, once; later chargeback events change nothing."""
+        async with self._ledger() as ledger:
+            payment = _present(await ledger.get(payment_id, for_update=True))
+            if payment.charged_back_at is not None or payment.captured_minor == 0:
+                return False
+            raw = data.get("amount")
+            amount = _minor(raw, payment.currency) if raw is not None else payment.captured_minor
+            payment.charged_back_minor = min(amount, payment.captured_minor)
+            payment.charged_back_at = _now()
+            await ledger.settle(payment)
+        log.warning(
+            "payment.charged_back",
+            payment_id=str(payment.id),
+            amount_minor=payment.charged_back_minor,
+            source=data.get("chargebackSource"),
+            kind=data.get("chargebackTransactionType"),
+        )
+        return True
 
     async def _adopt(self, payment: Payment, operation: Operation, result: Approved) -> bool | None:
         """Record an operation done outside our requests (seen in a webhook), exactly once."""

@@ -244,13 +244,8 @@ class WebhookService:
             return WebhookEventStatus.REJECTED, "not a NetValve event", None
         operation, outcome = EVENTS[event.event_name]
         data: dict[str, Any] = event.payload["data"]
-        if operation is None:
-            detail = (
-                "chargeback recorded; no ledger transition"
-                if outcome == "chargeback"
-                else ("rebills are not made by this service")
-            )
-            return WebhookEventStatus.IGNORED, detail, None
+        if operation is None and outcome != "chargeback":
+            return WebhookEventStatus.IGNORED, "rebills are not made by this service", None
         async with self._sessionmaker.begin() as session:
             payment = await PaymentRepository(session).find_for_event(
                 event.client_order_id, event.transaction_id
@@ -260,6 +255,11 @@ class WebhookService:
             if event.attempts >= self._settings.webhook_max_attempts:
                 return WebhookEventStatus.UNMATCHED, "no payment matches after all retries", None
             return WebhookEventStatus.PENDING_MATCH, "no payment matches yet", None
+        if operation is None:  # a chargeback: a flag on the payment, not a money movement
+            flagged = await self._payments.record_chargeback(payment.id, _float_free(data))
+            if not flagged:
+                return WebhookEventStatus.IGNORED, "chargeback already recorded", payment.id
+            return WebhookEventStatus.PROCESSED, None, payment.id
         if self._settings.netvalve_webhook_verify_with_inquiry and event.transaction_id:
             confirmation = await self._client.inquiry(event.transaction_id)
             if not isinstance(confirmation, Approved | Pending | Declined):

@@ -647,3 +647,40 @@ class TestReplayAtScale:
     @staticmethod
     async def _send_all(api: Api, batch: list[bytes]) -> list[int]:
         return [(await deliver(api, body)).status_code for body in batch]
+
+
+class TestOtherEvents:
+    async def test_a_chargeback_is_flagged_once(self, hooks: Api):
+        paid = (await hooks.pay(await hooks.medusa_session())).json()
+        reference = {
+            "clientOrderId": f"{uuid.UUID(paid['id']).hex}-1",
+            "transactionId": paid["transaction_id"],
+            "chargebackTransactionType": "Chargeback",
+            "chargebackSource": "CB-Alert",
+        }
+        await deliver(hooks, event("CHARGEBACK", amount=44.00, **reference))
+        await deliver(hooks, event("CHARGEBACK", amount=20.00, **reference))
+
+        await service_of(hooks).process_due()
+
+        status = (await hooks.get("/status", {"payment_id": paid["id"]})).json()
+        assert (status["charged_back_amount"], status["state"]) == ("44.00", "captured")
+        assert status["charged_back_at"] is not None
+        assert sorted(row["status"] for row in await stored(hooks)) == ["ignored", "processed"]
+
+    async def test_rebill_events_are_stored_and_ignored(self, hooks: Api):
+        await deliver(hooks, event("REBIL_FAILED", transactionType="REBILL"))
+
+        await service_of(hooks).process_due()
+
+        row = await hooks.medusa.fetchrow("SELECT status, last_error FROM webhook_events")
+        assert row is not None
+        assert (row["status"], row["last_error"]) == (
+            "ignored",
+            "rebills are not made by this service",
+        )
+
+    async def test_all_nineteen_event_names_are_mapped(self):
+        from app.services.webhook_service import EVENTS
+
+        assert len(EVENTS) == 19
