@@ -119,12 +119,12 @@ class _Answered(_Result):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Approved(_Answered):
-    pass
+    """NetValve did it (GTW_1xxx other than pending); for lookups, the record was read."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Pending(_Answered):
-    pass
+    """GTW_1002: NetValve has not decided yet; ask `inquiry` later."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

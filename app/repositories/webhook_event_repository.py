@@ -53,10 +53,11 @@ class WebhookEventRepository:
             update(WebhookEvent)
             .where(WebhookEvent.id.in_(due.scalar_subquery()))
             .values(next_attempt_at=now + lease, attempts=WebhookEvent.attempts + 1)
-            .returning(WebhookEvent.id)
+            .returning(WebhookEvent.id, WebhookEvent.received_at)
             .execution_options(synchronize_session=False)
         )
-        return list(result.scalars())
+        # RETURNING follows no order: hand them out oldest first, as they arrived.
+        return [row.id for row in sorted(result, key=lambda row: (row.received_at, row.id))]
 
     async def list(
         self,

@@ -93,7 +93,7 @@ def authentication_failure() -> WireResponse:
 
 
 class AuthenticationRequired(Exception):
-    pass
+    """Raised by `authenticate`; rendered as NetValve's 401 GTW_9001 body."""
 
 
 def _same(given: str | None, expected: str) -> bool:

@@ -796,15 +796,17 @@ class NetvalveService:
         return await self._adopt(payment, operation, result)
 
     async def record_chargeback(self, payment_id: uuid.UUID, data: dict[str, Any]) -> bool:
-        """Flag a captured payment as disputed, once; later chargeback events change nothing."""
+        """Flag a captured payment as disputed. The largest disputed amount is kept, so the
+        result does not depend on the order or the repetition of chargeback events."""
         async with self._ledger() as ledger:
             payment = _present(await ledger.get(payment_id, for_update=True))
-            if payment.charged_back_at is not None or payment.captured_minor == 0:
-                return False
             raw = data.get("amount")
             amount = _minor(raw, payment.currency) if raw is not None else payment.captured_minor
-            payment.charged_back_minor = min(amount, payment.captured_minor)
-            payment.charged_back_at = _now()
+            disputed = min(amount, payment.captured_minor)
+            if disputed <= payment.charged_back_minor:
+                return False
+            payment.charged_back_minor = disputed
+            payment.charged_back_at = payment.charged_back_at or _now()
             await ledger.settle(payment)
         log.warning(
             "payment.charged_back",

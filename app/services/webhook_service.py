@@ -258,7 +258,7 @@ class WebhookService:
         if operation is None:  # a chargeback: a flag on the payment, not a money movement
             flagged = await self._payments.record_chargeback(payment.id, _float_free(data))
             if not flagged:
-                return WebhookEventStatus.IGNORED, "chargeback already recorded", payment.id
+                return WebhookEventStatus.IGNORED, "no larger chargeback than recorded", payment.id
             return WebhookEventStatus.PROCESSED, None, payment.id
         if self._settings.netvalve_webhook_verify_with_inquiry and event.transaction_id:
             confirmation = await self._client.inquiry(event.transaction_id)
