@@ -305,7 +305,7 @@ class NetvalveService:
 
     # --- payment ---------------------------------------------------------------------------
 
-    async def pay(self, request: PaymentRequest, cart: MedusaCart | None = None) -> ServiceResult:
+    async def pay(self, request: PaymentRequest) -> ServiceResult:
         session = await self._medusa_session(request.payment_session_id, request.cart_id)
         currency, amount = self._charge(session)
         if request.amount is not None and Decimal(request.amount) != amount:
