@@ -784,7 +784,7 @@ class NetvalveService:
                 if payment.in_flight_attempt_id
                 else None
             )
-        if attempt is not None and _answers(attempt, operation, result):
+        if attempt is not None and _answers(attempt, operation, result, payment.currency):
             if isinstance(result, Pending):
                 return False
             await self._apply(payment.id, attempt.id, result)
@@ -1047,7 +1047,9 @@ def _resolved(result: NetvalveResult) -> bool:
     return not isinstance(result, Pending | UnknownOutcome) and not _already_done(result)
 
 
-def _answers(attempt: PaymentAttempt, operation: Operation, result: NetvalveResult) -> bool:
+def _answers(
+    attempt: PaymentAttempt, operation: Operation, result: NetvalveResult, currency: str
+) -> bool:
     """Whether a webhook reports on this unsettled attempt of ours.
 
     An attempt that a webhook itself opened is never answered by another webhook; a capture or
@@ -1060,7 +1062,7 @@ def _answers(attempt: PaymentAttempt, operation: Operation, result: NetvalveResu
     raw = result.body.get("amount") if isinstance(result, Approved | Pending | Declined) else None
     if raw is None or attempt.amount_minor is None:
         return True
-    return _minor_amount(raw) == attempt.amount_minor
+    return _minor(raw, currency) == attempt.amount_minor
 
 
 class _AlreadyApplied(Exception):
@@ -1086,11 +1088,6 @@ def _event_result(operation: Operation, outcome: str, data: dict[str, Any]) -> N
         response_message=data.get("responseMessage"),
         response_code_type=data.get("responseCodeType"),
     )
-
-
-def _minor_amount(raw: object) -> int:
-    # Currencies here all have two decimals (checked when the payment was made).
-    return int((Decimal(str(raw)) * 100).to_integral_value())
 
 
 def _event_amount(payment: Payment, operation: Operation, result: Approved) -> int:
