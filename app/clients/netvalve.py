@@ -51,6 +51,7 @@ __all__ = [
     "Unavailable",
     "UnknownOutcome",
     "ValidationFailed",
+    "as_int",
 ]
 
 log = structlog.get_logger(__name__)
@@ -110,11 +111,11 @@ class _Answered(_Result):
     @property
     def transaction_id(self) -> int | None:
         value = self.body.get("transactionID", self.body.get("transactionId"))
-        return _as_int(value)
+        return as_int(value)
 
     @property
     def order_id(self) -> int | None:
-        return _as_int(self.body.get("orderId"))
+        return as_int(self.body.get("orderId"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -239,7 +240,8 @@ class HppOrderRequest:
 # --- wire helpers ----------------------------------------------------------------------------
 
 
-def _as_int(value: object) -> int | None:
+def as_int(value: object) -> int | None:
+    """A NetValve id, which arrives as a JSON integer or as a digit string; None otherwise."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):

@@ -23,7 +23,7 @@ import structlog
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.clients.netvalve import Approved, Declined, NetvalveClient, Pending
+from app.clients.netvalve import Approved, Declined, NetvalveClient, Pending, as_int
 from app.core.config import Settings
 from app.core.errors import AppError
 from app.core.logging import REDACTED, redact
@@ -131,15 +131,6 @@ def dedup_key(event: ParsedEvent) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
 
 
-def _transaction_id(data: dict[str, Any]) -> int | None:
-    value = data.get("transactionId")
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
-
-
 def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
@@ -193,7 +184,7 @@ class WebhookService:
             values.update(
                 dedup_key=dedup_key(parsed),
                 event_name=parsed.event_name,
-                transaction_id=_transaction_id(parsed.data),
+                transaction_id=as_int(parsed.data.get("transactionId")),
                 client_order_id=str(parsed.data.get("clientOrderId") or "")[:100] or None,
                 payload=_json_safe({"eventName": parsed.event_name, "data": parsed.data}),
             )
