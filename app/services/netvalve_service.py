@@ -953,7 +953,8 @@ class NetvalveService:
                     },
                     steps,
                 )
-            skipped("backoffice", _describe(scripts) if chosen is None else "no active script")
+            reason = "no active script" if isinstance(scripts, Approved) else _describe(scripts)
+            skipped("backoffice", reason)
         else:
             skipped("backoffice", "no basic-auth credentials")
 
