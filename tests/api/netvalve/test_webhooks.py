@@ -1,6 +1,7 @@
 """Webhook intake, processing into the ledger, and the operator API."""
 
 import asyncio
+import dataclasses
 import json
 import random
 import uuid
@@ -236,7 +237,9 @@ class TestProcessing:
         # NetValve's webhook can overtake our own commit of the payment row.
         payment_id = uuid.uuid4()
         sale = await hooks.sandbox.client.sale(
-            dataclass_replace(await hooks.sandbox.payment(), client_order_id=f"{payment_id.hex}-1")
+            dataclasses.replace(
+                await hooks.sandbox.payment(), client_order_id=f"{payment_id.hex}-1"
+            )
         )
         body = event(
             clientOrderId=f"{payment_id.hex}-1",
@@ -328,12 +331,6 @@ class TestProcessing:
             "4.00",
         )
         assert sorted(row["status"] for row in await stored(hooks)) == ["ignored", "processed"]
-
-
-def dataclass_replace(request: Any, **changes: Any) -> Any:
-    import dataclasses
-
-    return dataclasses.replace(request, **changes)
 
 
 async def _insert_sent_sale(api: Api, payment_id: uuid.UUID) -> None:
