@@ -19,7 +19,9 @@ from app.api.deps import build_netvalve_service, build_webhook_service
 from app.api.v1.endpoints.netvalve.router import router as netvalve_router
 from app.core.config import ConfigurationError, Settings, get_settings
 from app.core.errors import register_exception_handlers
+from app.core.headers import SecurityHeadersMiddleware
 from app.core.logging import REQUEST_ID_HEADER, RequestContextMiddleware, configure_logging
+from app.core.ratelimit import RateLimiter
 from app.core.state import Resources
 from app.db.medusa import create_medusa_pool
 from app.db.session import create_engine, create_sessionmaker
@@ -109,6 +111,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             medusa_pool=medusa_pool,
             http_client=http_client,
             schema_head=alembic_head(),
+            rate_limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+            if settings.rate_limit_enabled
+            else None,
         )
         if settings.webhook_worker_enabled:
             worker = asyncio.create_task(_process_webhooks_forever(app.state.resources))
@@ -148,8 +153,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", REQUEST_ID_HEADER],
         expose_headers=[REQUEST_ID_HEADER],
     )
-    # Outermost, so every response, errors and CORS preflights included, carries the request id.
+    # Outermost, so every response, errors and CORS preflights included, carries the request id
+    # and the security headers.
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(health.router)
     app.include_router(netvalve_router)
     return app

@@ -1,7 +1,8 @@
-"""Bearer API keys with two scopes: storefront (hpf/session, payment, status) and admin (all).
+"""Bearer API keys with two scopes: storefront (hpf/session, payment, status) and admin (all),
+plus metrics keys that may only read /metrics.
 
 Keys are compared in constant time against every configured key, so neither the match nor its
-position leaks through timing.
+position leaks through timing. Storefront routes are rate limited per key and client address.
 """
 
 import hashlib
@@ -9,14 +10,15 @@ import hmac
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
-from app.api.deps import SettingsDep
+from app.api.client import client_ip
+from app.api.deps import ResourcesDep, SettingsDep
 from app.core.errors import AppError
 
-Scope = Literal["storefront", "admin"]
+Scope = Literal["storefront", "admin", "metrics"]
 bearer = HTTPBearer(auto_error=False, description="A storefront or admin API key.")
 
 
@@ -35,6 +37,16 @@ class InsufficientScope(AppError):
 
     status_code = 403
     message = "This API key may not call this route."
+
+
+class RateLimited(AppError):
+    """Too many requests from this API key and address; retry after `Retry-After` seconds."""
+
+    status_code = 429
+    message = "Too many requests; retry after the number of seconds in Retry-After."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(headers={"Retry-After": str(retry_after)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +79,24 @@ def authenticate(
         return Principal("admin", key_id)
     if _matches(presented, settings.storefront_api_keys):
         return Principal("storefront", key_id)
+    if _matches(presented, settings.metrics_api_keys):
+        return Principal("metrics", key_id)
     raise NotAuthenticated
 
 
-def require_storefront(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+def require_storefront(
+    principal: Annotated[Principal, Depends(authenticate)],
+    request: Request,
+    resources: ResourcesDep,
+) -> Principal:
+    if principal.scope == "metrics":
+        raise InsufficientScope
+    limiter = resources.rate_limiter
+    if limiter is not None:
+        caller = f"{principal.key_id}|{client_ip(request, resources.settings)}"
+        retry_after = limiter.acquire(caller)
+        if retry_after is not None:
+            raise RateLimited(retry_after)
     return principal
 
 
@@ -80,6 +106,14 @@ def require_admin(principal: Annotated[Principal, Depends(authenticate)]) -> Pri
     return principal
 
 
+def require_metrics(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    if principal.scope not in ("admin", "metrics"):
+        raise InsufficientScope
+    return principal
+
+
 StorefrontPrincipal = Annotated[Principal, Depends(require_storefront)]
 AdminPrincipal = Annotated[Principal, Depends(require_admin)]
+MetricsPrincipal = Annotated[Principal, Depends(require_metrics)]
 AUTH_ERRORS = {**NotAuthenticated.schema(), **InsufficientScope.schema()}
+STOREFRONT_AUTH_ERRORS = {**AUTH_ERRORS, **RateLimited.schema()}

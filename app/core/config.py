@@ -133,6 +133,11 @@ class Settings(DatabaseSettings):
     reconcile_interval_seconds: float = Field(default=15.0, gt=0, le=3600)
     reconcile_min_age_seconds: float = Field(default=10.0, ge=0, le=3600)
     reconcile_max_backoff_seconds: float = Field(default=900.0, gt=0, le=86_400)
+    rate_limit_enabled: bool = True
+    rate_limit_per_minute: int = Field(default=600, ge=1, le=1_000_000)
+    rate_limit_burst: int = Field(default=120, ge=1, le=1_000_000)
+    shutdown_grace_seconds: float = Field(default=20.0, gt=0, le=600)
+    metrics_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
 
     medusa_database_url: str | None = None
     database_pool_size: int = Field(default=10, ge=1, le=200)
@@ -171,6 +176,7 @@ class Settings(DatabaseSettings):
         "cors_origins",
         "storefront_api_keys",
         "admin_api_keys",
+        "metrics_api_keys",
         "netvalve_webhook_auth_values",
         "netvalve_webhook_allowed_ips",
         "trusted_proxies",
@@ -222,7 +228,7 @@ class Settings(DatabaseSettings):
                 raise ValueError("CORS_ORIGINS must not contain * when ENVIRONMENT=production")
             if not self.admin_api_keys:
                 raise ValueError("ADMIN_API_KEYS is required when ENVIRONMENT=production")
-        for name in ("storefront_api_keys", "admin_api_keys"):
+        for name in ("storefront_api_keys", "admin_api_keys", "metrics_api_keys"):
             for key in getattr(self, name):
                 secret = key.get_secret_value()
                 if is_placeholder(secret) or len(secret) < MIN_API_KEY_LENGTH:

@@ -5,6 +5,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
+from app.core.ratelimit import RateLimiter
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,3 +19,5 @@ class Resources:
     http_client: httpx.AsyncClient
     schema_head: str | None
     """The Alembic head revision this build expects the database to be at."""
+    rate_limiter: RateLimiter | None = None
+    """Storefront routes' limiter; None when RATE_LIMIT_ENABLED is false."""

@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.api.auth import AUTH_ERRORS, StorefrontPrincipal
+from app.api.auth import STOREFRONT_AUTH_ERRORS, StorefrontPrincipal
 from app.api.deps import NetvalveServiceDep
 from app.schemas.netvalve import HpfSessionRequest, HpfSessionResponse, HpfUnavailableResponse
 from app.services.netvalve_service import (
@@ -14,7 +14,7 @@ from app.services.netvalve_service import (
 router = APIRouter(prefix="/hpf")
 
 HPF_ERRORS = {
-    **AUTH_ERRORS,
+    **STOREFRONT_AUTH_ERRORS,
     **PaymentSessionNotFound.schema(),
     **UnsupportedCurrency.schema(),
     **HpfUnavailable.schema(HpfUnavailableResponse),

@@ -1,7 +1,7 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.api.auth import StorefrontPrincipal
+from app.api.auth import RateLimited, StorefrontPrincipal
 from app.api.deps import IdempotencyDep, NetvalveServiceDep
 from app.api.v1.endpoints.netvalve._common import MONEY_ERRORS, IdempotencyKeyHeader, idempotent
 from app.schemas.netvalve import DeclineResponse
@@ -23,6 +23,7 @@ router = APIRouter()
     response_model=PaymentResponse,
     responses={
         **MONEY_ERRORS,
+        **RateLimited.schema(),
         **PaymentDeclined.schema(DeclineResponse),
         **PaymentSessionNotFound.schema(),
         **PaymentStateConflict.schema(),

@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from app.api.auth import AUTH_ERRORS, StorefrontPrincipal
+from app.api.auth import STOREFRONT_AUTH_ERRORS, StorefrontPrincipal
 from app.api.deps import NetvalveServiceDep
 from app.api.v1.endpoints.netvalve._common import plain
 from app.schemas.netvalve import StatusQuery
@@ -18,7 +18,7 @@ router = APIRouter()
     response_model=PaymentResponse,
     responses={
         202: {"model": PaymentResponse, "description": "An operation is still being settled."},
-        **AUTH_ERRORS,
+        **STOREFRONT_AUTH_ERRORS,
         **PaymentNotFound.schema(),
     },
 )

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
+from app.api.client import client_ip
 from app.api.deps import SettingsDep, WebhookServiceDep
 from app.core.config import Settings
 from app.core.errors import AppError
@@ -34,31 +35,6 @@ class WebhookTooLarge(AppError):
 
     status_code = 413
     message = "The webhook body is too large."
-
-
-def client_ip(request: Request, settings: Settings) -> str:
-    """The sender's address: the peer, or X-Forwarded-For when the peer is a trusted proxy.
-
-    The header is read right to left, stopping at the first address that is not a trusted
-    proxy, so a client cannot pick its own address by sending the header itself.
-    """
-    peer = request.client.host if request.client else ""
-    trusted = settings.trusted_proxies
-
-    def is_trusted(address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address.strip())
-        except ValueError:
-            return False
-        return any(ip in network for network in trusted)
-
-    if not is_trusted(peer):
-        return peer
-    hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",") if hop]
-    for hop in reversed(hops):
-        if not is_trusted(hop):
-            return hop
-    return peer
 
 
 def verify_source(request: Request, settings: SettingsDep) -> None:
