@@ -3,9 +3,10 @@
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import structlog
@@ -15,8 +16,10 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import health
+from app.api import metrics as metrics_api
 from app.api.deps import build_netvalve_service, build_webhook_service
 from app.api.v1.endpoints.netvalve.router import router as netvalve_router
+from app.core import metrics
 from app.core.config import ConfigurationError, Settings, get_settings
 from app.core.errors import register_exception_handlers
 from app.core.headers import SecurityHeadersMiddleware
@@ -61,37 +64,73 @@ def alembic_head() -> str | None:
     return ScriptDirectory.from_config(config).get_current_head()
 
 
-async def _sweep_forever(resources: Resources) -> None:
-    """Settle unknown and pending gateway outcomes, forever, at the configured pace."""
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep for `seconds`, or less if the service starts stopping meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _sweep_forever(resources: Resources, stop: asyncio.Event) -> None:
+    """Settle unknown and pending gateway outcomes at the configured pace, until `stop`."""
     service = build_netvalve_service(resources)
-    while True:
-        await asyncio.sleep(resources.settings.reconcile_interval_seconds)
+    while not stop.is_set():
+        await _pause(stop, resources.settings.reconcile_interval_seconds)
+        if stop.is_set():
+            return
         try:
-            settled = await service.sweep_once()
+            settled = await service.sweep_once(stop=stop)
         except Exception:
+            metrics.RECONCILE_SWEEPS.labels("failed").inc()
             log.exception("reconcile.sweep_failed")
             continue
+        metrics.RECONCILE_SWEEPS.labels("ok").inc()
+        metrics.RECONCILE_SETTLED.inc(settled)
+        metrics.RECONCILE_LAST_SWEEP.set_to_current_time()
         if settled:
             log.info("reconcile.sweep", settled=settled)
 
 
-async def _process_webhooks_forever(resources: Resources) -> None:
+async def _process_webhooks_forever(resources: Resources, stop: asyncio.Event) -> None:
     """Apply stored webhook events to the ledger, outside the requests that stored them."""
     service = build_webhook_service(resources)
-    while True:
+    while not stop.is_set():
         try:
-            processed = await service.process_due()
+            processed = await service.process_due(stop=stop)
         except Exception:
             log.exception("webhook.worker_failed")
             processed = 0
         if not processed:
-            await asyncio.sleep(resources.settings.webhook_worker_interval_seconds)
+            await _pause(stop, resources.settings.webhook_worker_interval_seconds)
 
 
-async def _stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+WorkerLoop = Callable[[Resources, asyncio.Event], Coroutine[Any, Any, None]]
+
+
+class Workers:
+    """The background loops. Stopping lets each finish the item in hand (a gateway call, a
+    ledger write) and hand back what it claimed; one still busy after the grace period is
+    cancelled, and its item is retried by any worker once its lease ends."""
+
+    def __init__(self, grace_seconds: float) -> None:
+        self.grace_seconds = grace_seconds
+        self.stop = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self, loop: WorkerLoop, resources: Resources) -> None:
+        task = asyncio.create_task(loop(resources, self.stop), name=loop.__name__.strip("_"))
+        self.tasks.append(task)
+
+    async def shutdown(self) -> None:
+        self.stop.set()
+        if not self.tasks:
+            return
+        _, late = await asyncio.wait(self.tasks, timeout=self.grace_seconds)
+        for task in late:
+            log.warning("app.worker_cancelled", worker=task.get_name())
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 @asynccontextmanager
@@ -115,12 +154,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             if settings.rate_limit_enabled
             else None,
         )
+        workers = Workers(settings.shutdown_grace_seconds)
+        stack.push_async_callback(workers.shutdown)
         if settings.webhook_worker_enabled:
-            worker = asyncio.create_task(_process_webhooks_forever(app.state.resources))
-            stack.push_async_callback(_stop, worker)
+            workers.start(_process_webhooks_forever, app.state.resources)
         if settings.reconcile_enabled:
-            sweeper = asyncio.create_task(_sweep_forever(app.state.resources))
-            stack.push_async_callback(_stop, sweeper)
+            workers.start(_sweep_forever, app.state.resources)
         log.info(
             "app.started",
             environment=settings.environment.value,
@@ -158,6 +197,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(health.router)
+    app.include_router(metrics_api.router)
     app.include_router(netvalve_router)
     return app
 

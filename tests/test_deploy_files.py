@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from app.core.config import Settings
+from app.core.metrics import MULTIPROCESS_ENV
 from app.main import create_app
 from app.sandbox.app import SandboxSettings
 from tests.conftest import PROJECT_ROOT
@@ -17,6 +18,7 @@ from tests.fixtures.settings import make_settings
 SERVICE_PORT = 8000
 # Read by the `make run` launcher (app/dev/__main__.py) and the tests, not by Settings.
 LAUNCHER_VARIABLES = {"HOST", "PORT", "DEV_DATA_DIR", "MEDUSA_DEMO", "RELOAD", "TEST_DATABASE_URL"}
+METRICS_VARIABLES = {MULTIPROCESS_ENV}
 SETTINGS_VARIABLES = {name.upper() for name in Settings.model_fields}
 SANDBOX_VARIABLES = {name.upper() for name in SandboxSettings.model_fields}
 
@@ -88,7 +90,8 @@ class TestComposeFiles:
             if service_name == "db":
                 continue  # the postgres image's own variables
             for variable in service.get("environment", {}):
-                assert variable in SETTINGS_VARIABLES | LAUNCHER_VARIABLES, variable
+                known = SETTINGS_VARIABLES | LAUNCHER_VARIABLES | METRICS_VARIABLES
+                assert variable in known, variable
 
     def test_app_publishes_the_service_port_and_checks_health(self, name):
         app = compose(name)["services"]["app"]

@@ -33,6 +33,7 @@ from typing import Any, Literal
 import httpx
 import structlog
 
+from app.core import metrics
 from app.core.config import Settings
 from app.core.money import json_with_amounts, normalise_currency
 
@@ -519,8 +520,9 @@ class NetvalveClient:
             result = UnknownOutcome(operation=operation, reason=_reason(exc))
         else:
             result = _classify(operation, response.status_code, response.content)
-        elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
-        result = dataclasses.replace(result, elapsed_ms=elapsed_ms)
+        elapsed = time.perf_counter() - started
+        result = dataclasses.replace(result, elapsed_ms=round(elapsed * 1000, 2))
+        metrics.NETVALVE_CALL_SECONDS.labels(operation, type(result).__name__).observe(elapsed)
         _log(result, request)
         return result
 

@@ -17,6 +17,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.types import EventDict, Processor
 
+from app.core import metrics
 from app.core.cards import luhn_valid, mask
 from app.core.errors import error_response
 
@@ -110,6 +111,19 @@ def configure_logging(level: str = "INFO") -> None:
     )
 
 
+def _route_template(scope: Scope) -> str:
+    """The matched route as a template (`/api/v1/netvalve/webhook-events/{event_id}`), so that
+    ids never become label values; anything unmatched shares one label.
+
+    Rebuilt from the path and its parameters: a route included through routers knows only its
+    own part of the path."""
+    if scope.get("route") is None:
+        return "unmatched"
+    params = {str(value): name for name, value in scope.get("path_params", {}).items()}
+    segments = str(scope["path"]).split("/")
+    return "/".join(f"{{{params[part]}}}" if part in params else part for part in segments)
+
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 REQUEST_ID_HEADER = "X-Request-ID"
 
@@ -152,11 +166,15 @@ class RequestContextMiddleware:
             )
             await response(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started_at
             log.info(
                 "http.request",
                 method=scope["method"],
                 path=scope["path"],
                 status=status_code,
-                duration_ms=round((time.perf_counter() - started_at) * 1000, 2),
+                duration_ms=round(elapsed * 1000, 2),
             )
+            metrics.HTTP_REQUEST_SECONDS.labels(
+                scope["method"], _route_template(scope), str(status_code)
+            ).observe(elapsed)
             structlog.contextvars.reset_contextvars(**tokens)

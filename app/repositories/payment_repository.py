@@ -5,7 +5,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -208,6 +208,32 @@ class PaymentRepository:
             .execution_options(synchronize_session=False)
         )
         return list(result.scalars())
+
+    async def release_reconcile(self, payment_ids: list[uuid.UUID], lease_until: datetime) -> int:
+        """Hand back claimed payments this sweeper will not reconcile (it is stopping)."""
+        if not payment_ids:
+            return 0
+        result = await self.session.execute(
+            update(Payment)
+            .where(Payment.id.in_(payment_ids), Payment.next_reconcile_at == lease_until)
+            .values(next_reconcile_at=None, reconcile_tries=Payment.reconcile_tries - 1)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def unsettled_attempts(self, now: datetime) -> dict[AttemptOutcome, tuple[int, float]]:
+        """Per outcome, the in-flight operations of payments (the ones still to be settled with
+        NetValve): how many, and the age in seconds of the oldest."""
+        result = await self.session.execute(
+            select(PaymentAttempt.outcome, func.count(), func.min(PaymentAttempt.created_at))
+            .join(Payment, Payment.in_flight_attempt_id == PaymentAttempt.id)
+            .where(Payment.in_flight.is_not(None))
+            .group_by(PaymentAttempt.outcome)
+        )
+        return {
+            outcome: (int(count), max((now - oldest).total_seconds(), 0.0))
+            for outcome, count, oldest in result
+        }
 
 
 class IdempotencyRepository:

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy import and_, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,6 +58,32 @@ class WebhookEventRepository:
         )
         # RETURNING follows no order: hand them out oldest first, as they arrived.
         return [row.id for row in sorted(result, key=lambda row: (row.received_at, row.id))]
+
+    async def release(self, event_ids: list[uuid.UUID], lease_until: datetime) -> int:
+        """Hand back claimed events this worker will not process (it is stopping): due again at
+        once, and the claim not counted as an attempt. An event already finished, or claimed
+        anew since, no longer holds this lease and is left alone."""
+        if not event_ids:
+            return 0
+        result = await self.session.execute(
+            update(WebhookEvent)
+            .where(
+                WebhookEvent.id.in_(event_ids),
+                WebhookEvent.next_attempt_at == lease_until,
+                WebhookEvent.status.in_(DUE),
+            )
+            .values(next_attempt_at=None, attempts=WebhookEvent.attempts - 1)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def count_by_status(self) -> dict[WebhookEventStatus, int]:
+        result = await self.session.execute(
+            select(WebhookEvent.status, func.count())
+            .where(WebhookEvent.deleted_at.is_(None))
+            .group_by(WebhookEvent.status)
+        )
+        return {status: int(count) for status, count in result}
 
     async def list(
         self,

@@ -50,7 +50,11 @@ from app.models.payment import (
     PaymentAttempt,
     PaymentState,
 )
-from app.repositories.payment_repository import HpfSessionRepository, PaymentRepository
+from app.repositories.payment_repository import (
+    RECONCILE_LEASE,
+    HpfSessionRepository,
+    PaymentRepository,
+)
 from app.schemas.netvalve import (
     CancelRequest,
     CaptureRequest,
@@ -734,15 +738,22 @@ class NetvalveService:
         )
         return payment
 
-    async def sweep_once(self, limit: int = 50) -> int:
-        """Settle what is due among unresolved operations; safe with several sweepers."""
+    async def sweep_once(self, limit: int = 50, stop: asyncio.Event | None = None) -> int:
+        """Settle what is due among unresolved operations; safe with several sweepers.
+
+        When `stop` is set, the sweep ends after the payment in hand and hands the rest of its
+        claim back, so that another sweeper takes them at once instead of after the lease."""
         now = _now()
         async with self._ledger() as ledger:
             due = await ledger.due_for_reconcile(
                 now, timedelta(seconds=self._settings.reconcile_min_age_seconds), limit
             )
         changed = 0
-        for payment_id in due:
+        for index, payment_id in enumerate(due):
+            if stop is not None and stop.is_set():
+                async with self._ledger() as ledger:
+                    await ledger.release_reconcile(due[index:], now + RECONCILE_LEASE)
+                break
             try:
                 payment = await self.reconcile(payment_id)
             except Exception:

@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clients.netvalve import Approved, Declined, NetvalveClient, Pending, as_int
+from app.core import metrics
 from app.core.config import Settings
 from app.core.errors import AppError
 from app.core.logging import REDACTED, redact
@@ -194,10 +195,13 @@ class WebhookService:
         except Exception as error:
             if _is_database_down(error):
                 log.error("webhook.store_unavailable", error=type(error).__name__)
+                metrics.WEBHOOK_DELIVERIES.labels("unavailable").inc()
                 raise WebhookStoreUnavailable from error
             raise
         if isinstance(parsed, str):
+            metrics.WEBHOOK_DELIVERIES.labels("rejected").inc()
             raise WebhookMalformed(f"Rejected and stored for inspection: {parsed}.")
+        metrics.WEBHOOK_DELIVERIES.labels("duplicate" if event_id is None else "stored").inc()
         log.info(
             "webhook.received",
             event_name=parsed.event_name,
@@ -208,10 +212,20 @@ class WebhookService:
 
     # --- processing --------------------------------------------------------------------------
 
-    async def process_due(self, limit: int = 50) -> int:
+    async def process_due(self, limit: int = 50, stop: asyncio.Event | None = None) -> int:
+        """Claim due events and process them one by one; the number processed.
+
+        When `stop` is set, processing ends after the event in hand, and the rest of the claim
+        is handed back at once (not left leased), so no event waits on a worker that is gone."""
+        now = datetime.now(UTC)
         async with self._sessionmaker.begin() as session:
-            due = await WebhookEventRepository(session).claim_due(datetime.now(UTC), LEASE, limit)
-        for event_id in due:
+            due = await WebhookEventRepository(session).claim_due(now, LEASE, limit)
+        for index, event_id in enumerate(due):
+            if stop is not None and stop.is_set():
+                async with self._sessionmaker.begin() as session:
+                    await WebhookEventRepository(session).release(due[index:], now + LEASE)
+                log.info("webhook.worker_released", events=len(due) - index)
+                return index
             await self.process(event_id)
         return len(due)
 
@@ -293,6 +307,10 @@ class WebhookService:
             await session.flush()
             await session.refresh(current)
         log.info("webhook.processed", event_id=str(event.id), status=status.value, error=error)
+        metrics.WEBHOOK_PROCESSED.labels(status.value).inc()
+        if current.processed_at is not None:
+            lag = (current.processed_at - current.received_at).total_seconds()
+            metrics.WEBHOOK_LAG_SECONDS.labels(status.value).observe(max(lag, 0.0))
         return current
 
     # --- operator API ------------------------------------------------------------------------

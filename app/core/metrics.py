@@ -1,0 +1,118 @@
+"""Prometheus metrics: what the service does (counters and histograms, per process) and what the
+database holds (gauges, read when /metrics is scraped).
+
+The per-process series add up across replicas (`sum by`); the database gauges are the same in
+every replica, so aggregate those with `max by`. All names start with `netvalve_gateway_`.
+
+Under `uvicorn --workers N`, set PROMETHEUS_MULTIPROC_DIR to an empty directory (a fresh tmpfs):
+each worker then writes its values there and any worker's /metrics answers for all of them.
+"""
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client itself, too
+MULTIPROCESS_DIR = os.environ.get(MULTIPROCESS_ENV)
+if MULTIPROCESS_DIR:
+    os.makedirs(MULTIPROCESS_DIR, exist_ok=True)
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+"""The service's own registry: no default process collectors, and nothing another library adds."""
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_LAG_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21_600.0)
+
+HTTP_REQUEST_SECONDS = Histogram(
+    "netvalve_gateway_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template and status code.",
+    ["method", "route", "status"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+NETVALVE_CALL_SECONDS = Histogram(
+    "netvalve_gateway_netvalve_request_duration_seconds",
+    "Time of each call to NetValve, by operation and outcome "
+    "(Approved, Pending, Declined, ValidationFailed, AuthenticationFailed, UnknownOutcome, "
+    "Unavailable).",
+    ["operation", "outcome"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+UNSETTLED_ATTEMPTS = Gauge(
+    "netvalve_gateway_unsettled_attempts",
+    "Gateway operations whose outcome is not known yet, by outcome: sent (in flight, or the "
+    "process died during the call), unknown (timeout or connection lost), pending (NetValve "
+    "said pending).",
+    ["outcome"],
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
+UNSETTLED_OLDEST_SECONDS = Gauge(
+    "netvalve_gateway_unsettled_attempt_oldest_age_seconds",
+    "Age of the oldest unsettled gateway operation, by outcome; 0 when there is none.",
+    ["outcome"],
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
+WEBHOOK_EVENTS = Gauge(
+    "netvalve_gateway_webhook_events",
+    "Stored webhook events (not soft-deleted), by status.",
+    ["status"],
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
+WEBHOOK_DELIVERIES = Counter(
+    "netvalve_gateway_webhook_deliveries_total",
+    "Webhook deliveries answered by intake, by result: stored, duplicate, rejected (stored "
+    "for inspection, 400), unavailable (503, NetValve retries).",
+    ["result"],
+    registry=REGISTRY,
+)
+WEBHOOK_PROCESSED = Counter(
+    "netvalve_gateway_webhook_processing_total",
+    "Processing passes over stored events, by the status each pass left the event in.",
+    ["status"],
+    registry=REGISTRY,
+)
+WEBHOOK_LAG_SECONDS = Histogram(
+    "netvalve_gateway_webhook_intake_to_processed_seconds",
+    "From storing an event to finishing it (processed or ignored).",
+    ["status"],
+    buckets=_LAG_BUCKETS,
+    registry=REGISTRY,
+)
+RECONCILE_SWEEPS = Counter(
+    "netvalve_gateway_reconcile_sweeps_total",
+    "Reconciliation sweeps run, by result (ok, failed).",
+    ["result"],
+    registry=REGISTRY,
+)
+RECONCILE_SETTLED = Counter(
+    "netvalve_gateway_reconcile_settled_total",
+    "Payments the sweep settled with NetValve's answer.",
+    registry=REGISTRY,
+)
+RECONCILE_LAST_SWEEP = Gauge(
+    "netvalve_gateway_reconcile_last_sweep_timestamp_seconds",
+    "Unix time the last sweep finished without error; alert when it falls behind.",
+    multiprocess_mode="max",
+    registry=REGISTRY,
+)
+DATABASE_UP = Gauge(
+    "netvalve_gateway_metrics_database_up",
+    "1 if the database gauges were read at this scrape, 0 if the database did not answer "
+    "(those gauges then keep their last values).",
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
+
+
+def render() -> bytes:
+    """The exposition text: this process's registry, or every worker's under multiprocess."""
+    if MULTIPROCESS_DIR:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=MULTIPROCESS_DIR)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
