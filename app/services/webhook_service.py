@@ -222,12 +222,26 @@ class WebhookService:
             due = await WebhookEventRepository(session).claim_due(now, LEASE, limit)
         for index, event_id in enumerate(due):
             if stop is not None and stop.is_set():
-                async with self._sessionmaker.begin() as session:
-                    await WebhookEventRepository(session).release(due[index:], now + LEASE)
-                log.info("webhook.worker_released", events=len(due) - index)
+                await self._release(due[index:], now + LEASE)
                 return index
-            await self.process(event_id)
+            try:
+                await self.process(event_id)
+            except asyncio.CancelledError:
+                # Cut short past the grace period: hand everything back, the event in hand too
+                # (applying an event is idempotent, so a second pass cannot count it twice).
+                await self._release(due[index:], now + LEASE)
+                raise
         return len(due)
+
+    async def _release(self, event_ids: list[uuid.UUID], lease_until: datetime) -> None:
+        try:
+            async with asyncio.timeout(5), self._sessionmaker.begin() as session:
+                released = await WebhookEventRepository(session).release(event_ids, lease_until)
+        except (TimeoutError, OSError, DBAPIError, InterfaceError, OperationalError):
+            # They come due again when the lease ends; nothing is lost, only delayed.
+            log.warning("webhook.release_failed", events=len(event_ids))
+            return
+        log.info("webhook.worker_released", events=released)
 
     async def process(self, event_id: uuid.UUID) -> WebhookEvent:
         """Apply one stored event to the ledger, through the same idempotent path every time."""
