@@ -45,6 +45,8 @@ from tests.fixtures.medusa import MEDUSA_TABLE_NAMES
 from tests.fixtures.settings import make_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Fails the run if any log line of the whole suite holds a secret or a full card number.
+pytest_plugins = ["tests.fixtures.log_audit"]
 
 
 def bare_env(**variables: str) -> dict[str, str]:
