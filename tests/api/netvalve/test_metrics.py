@@ -5,8 +5,9 @@ between two scrapes, never on an absolute count.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+import asyncpg
 import pytest
 import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
@@ -43,6 +44,14 @@ async def until(check: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> 
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the condition never held")
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def empty_inbox(medusa_writer: asyncpg.Connection) -> AsyncIterator[None]:
+    """The webhook gauges count every stored event, so each test starts and ends with none."""
+    await medusa_writer.execute("DELETE FROM webhook_events")
+    yield
+    await medusa_writer.execute("DELETE FROM webhook_events")
 
 
 @pytest_asyncio.fixture

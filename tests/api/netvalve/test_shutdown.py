@@ -177,12 +177,14 @@ async def test_sigterm_lets_an_in_flight_payment_finish(
     try:
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base, timeout=10) as http:
-            for _ in range(200):
+            for _ in range(600):
                 try:
                     if (await http.get("/health")).status_code == 200:
                         break
                 except httpx.TransportError:
                     await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the service did not start within 30 s")
             await api.sandbox.admin.post(
                 "/_sandbox/faults",
                 json={"path": "/sale", "kind": "latency", "latency_ms": 1000, "times": 1},
