@@ -531,15 +531,25 @@ class NetvalveService:
     async def _apply(
         self, payment_id: uuid.UUID, attempt_id: uuid.UUID, result: NetvalveResult
     ) -> Payment:
+        payment, _ = await self._apply_once(payment_id, attempt_id, result)
+        return payment
+
+    async def _apply_once(
+        self, payment_id: uuid.UUID, attempt_id: uuid.UUID, result: NetvalveResult
+    ) -> tuple[Payment, bool]:
+        """Apply `result` to the attempt; False if another caller settled the attempt first."""
         async with self._ledger() as ledger:
             payment = await ledger.get(payment_id, for_update=True)
             attempt = await ledger.attempt(attempt_id)
             payment, attempt = _present(payment), _present(attempt)
-            _record(attempt, result)
             if payment.in_flight_attempt_id != attempt.id:
-                return payment  # settled meanwhile (by the sweep)
+                # Settled meanwhile (by the sweep, the request or a webhook): the record the
+                # winner wrote stands, its transaction id above all, which dedups webhooks.
+                return payment, False
+            _record(attempt, result)
             changes = self._changes(payment, attempt, result)
             ledger.apply(payment, changes)
+            await self._record_absorbed_refunds(ledger, payment, attempt, result)
             if _resolved(result):
                 payment.in_flight = None
                 payment.in_flight_attempt_id = None
@@ -556,7 +566,36 @@ class NetvalveService:
                 outcome=attempt.outcome.value,
                 state=payment.state.value,
             )
-        return payment
+        return payment, True
+
+    @staticmethod
+    async def _record_absorbed_refunds(
+        ledger: PaymentRepository, payment: Payment, attempt: PaymentAttempt, result: NetvalveResult
+    ) -> None:
+        """A refund settled from NetValve's record takes the record's total, which includes
+        refunds made at NetValve that the ledger has not seen yet: record each of them as
+        applied, so that their webhooks change nothing when they arrive."""
+        if attempt.operation is not Operation.REFUND or not isinstance(result, Approved):
+            return
+        for transaction_id, amount_minor in result.body.get("absorbedRefunds", []):
+            if transaction_id == attempt.transaction_id or await ledger.has_applied(
+                payment.id, Operation.REFUND, transaction_id
+            ):
+                continue
+            ledger.add_attempt(
+                PaymentAttempt(
+                    id=uuid.uuid4(),
+                    payment_id=payment.id,
+                    operation=Operation.REFUND,
+                    amount_minor=amount_minor,
+                    outcome=AttemptOutcome.APPROVED,
+                    transaction_id=transaction_id,
+                    reason="netvalve_record",
+                    response_code=result.response_code,
+                    response_message=result.response_message,
+                    resolved_at=_now(),
+                )
+            )
 
     def _changes(
         self, payment: Payment, attempt: PaymentAttempt, result: NetvalveResult
@@ -679,6 +718,14 @@ class NetvalveService:
         NetValve's "not found" only counts as failure after NOT_FOUND_GRACE, or at once with
         `settle_missing` (NetValve answered, just not with this operation).
         """
+        payment, _ = await self._reconcile(payment_id, settle_missing=settle_missing)
+        return payment
+
+    async def _reconcile(
+        self, payment_id: uuid.UUID, *, settle_missing: bool = False, confirm_settled: bool = True
+    ) -> tuple[Payment, bool]:
+        """The payment, and whether this call settled its operation. With `confirm_settled`, a
+        payment with nothing in flight is checked against NetValve's inquiry."""
         async with self._ledger() as ledger:
             payment = await ledger.get(payment_id)
             attempt = (
@@ -689,13 +736,14 @@ class NetvalveService:
         if payment is None:
             raise PaymentNotFound
         if attempt is None:
-            if payment.transaction_id is not None and payment.in_flight is None:
-                return await self._sync_settled(payment)
-            return payment
+            if confirm_settled and payment.transaction_id is not None and payment.in_flight is None:
+                return await self._sync_settled(payment), False
+            return payment, False
         result = await self._evidence(payment, attempt, settle_missing=settle_missing)
         if result is None:
-            return payment
-        return await self._apply(payment.id, attempt.id, result)
+            return payment, False
+        payment, applied = await self._apply_once(payment.id, attempt.id, result)
+        return payment, applied and payment.in_flight is None
 
     async def _evidence(
         self, payment: Payment, attempt: PaymentAttempt, *, settle_missing: bool
@@ -755,14 +803,15 @@ class NetvalveService:
                     await ledger.release_reconcile(due[index:], now + RECONCILE_LEASE)
                 break
             try:
-                payment = await self.reconcile(payment_id)
+                # Settled since the claim (by its own request or a webhook): nothing to confirm.
+                payment, settled = await self._reconcile(payment_id, confirm_settled=False)
             except Exception:
                 log.exception("reconcile.failed", payment_id=str(payment_id))
                 continue
-            if payment.in_flight is None:
+            if settled:
                 changed += 1
                 log.info("reconcile.settled", payment_id=str(payment_id), state=payment.state.value)
-            else:
+            elif payment.in_flight is not None:
                 await self._back_off(payment)
         return changed
 
@@ -1159,8 +1208,8 @@ def _child_done(
     status = str(record.get("status") or "")
     children = [child for child in record.get("transactions") or [] if isinstance(child, dict)]
 
-    def approved(transaction_id: object, ledger_minor: int | None = None) -> Approved:
-        body: dict[str, Any] = {"transactionID": transaction_id}
+    def approved(transaction_id: object, ledger_minor: int | None = None, **extra: Any) -> Approved:
+        body: dict[str, Any] = {"transactionID": transaction_id, **extra}
         if ledger_minor is not None:
             body["ledgerMinor"] = ledger_minor
         return Approved(
@@ -1183,7 +1232,12 @@ def _child_done(
         return approved(matching[-1].get("transactionId"), captured)
     refunded = sum(_minor(child.get("amount", 0), payment.currency) for child in matching)
     if refunded >= payment.refunded_minor + (attempt.amount_minor or 0):
-        return approved(matching[-1].get("transactionId"), refunded)
+        absorbed = [
+            (int(child["transactionId"]), _minor(child.get("amount", 0), payment.currency))
+            for child in matching
+            if str(child.get("transactionId") or "").isdigit()
+        ]
+        return approved(matching[-1].get("transactionId"), refunded, absorbedRefunds=absorbed)
     return None
 
 

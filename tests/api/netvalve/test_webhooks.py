@@ -332,6 +332,34 @@ class TestProcessing:
         )
         assert sorted(row["status"] for row in await stored(hooks)) == ["ignored", "processed"]
 
+    async def test_outside_refunds_absorbed_by_a_lost_refund_are_not_counted_again(self, hooks):
+        # A refund of ours is lost (reset), and settled from NetValve's record, whose total
+        # already holds a refund made outside. That refund's webhook must then change nothing.
+        paid = (await hooks.pay(await hooks.medusa_session())).json()
+        outside = await hooks.sandbox.client.refund(paid["transaction_id"], Decimal("5.00"))
+        await hooks.sandbox.fault("/refund", "reset")
+
+        ours = await hooks.post("/refund", {"payment_id": paid["id"], "amount": "3.00"})
+        if ours.status_code == 202:
+            ours = await hooks.get("/status", {"payment_id": paid["id"], "refresh": "true"})
+        assert ours.json()["refunded_amount"] == "8.00", ours.text
+        await deliver(
+            hooks,
+            event(
+                "REFUNDED",
+                transactionType="REFUND",
+                clientOrderId=f"{uuid.UUID(paid['id']).hex}-1",
+                transactionId=outside.transaction_id,
+                amount=5.00,
+            ),
+        )
+
+        await service_of(hooks).process_due()
+
+        status = await hooks.get("/status", {"payment_id": paid["id"]})
+        assert status.json()["refunded_amount"] == "8.00"
+        assert [row["status"] for row in await stored(hooks)] == ["ignored"]
+
 
 async def _insert_sent_sale(api: Api, payment_id: uuid.UUID) -> None:
     """What the payment route's first phase commits: the payment and its sent attempt."""
