@@ -36,6 +36,21 @@ class TestRedaction:
         # Fails the Luhn check, so it is an id, not a card number.
         assert mask_card_numbers("trace 4012000098765438") == "trace 4012000098765438"
 
+    @pytest.mark.parametrize(
+        "identifier",
+        [
+            # Digit groups that read as a grouped, Luhn-valid number: 6029724721 + 8...
+            "f98e7260-2972-4721-8ad6-91c8487108fc",
+            "f98e7260297247218ad691c8487108fc",
+        ],
+    )
+    def test_ids_shaped_like_uuids_are_kept_whole(self, identifier):
+        assert mask_card_numbers(f"payment {identifier} settled") == f"payment {identifier} settled"
+
+    def test_a_card_number_next_to_an_id_is_still_masked(self):
+        text = "f98e7260-2972-4721-8ad6-91c8487108fc 4012000098765439"
+        assert mask_card_numbers(text).endswith(" 401200******5439")
+
 
 @pytest.fixture
 def logging_app(app: FastAPI) -> FastAPI:
