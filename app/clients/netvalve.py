@@ -241,14 +241,20 @@ class HppOrderRequest:
 # --- wire helpers ----------------------------------------------------------------------------
 
 
+MAX_BIGINT = 2**63 - 1
+
+
 def as_int(value: object) -> int | None:
-    """A NetValve id, which arrives as a JSON integer or as a digit string; None otherwise."""
+    """A NetValve id, which arrives as a JSON integer or as a digit string; None otherwise.
+
+    Ids are positive and fit PostgreSQL's BIGINT; anything else cannot be one (and would fail
+    to bind). Only ASCII digits count: "²".isdigit() is true, but int("²") raises."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and 0 < value <= MAX_BIGINT:
         return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
     return None
 
 

@@ -113,7 +113,21 @@ def parse(raw: bytes) -> ParsedEvent | str:
         return "unknown or missing eventName"
     if not isinstance(data, dict):
         return "data is missing or not an object"
+    if _holds_nul(data):
+        # PostgreSQL text and jsonb cannot hold U+0000: storing it as sent would be a 500, and
+        # NetValve would redeliver it forever.
+        return "a string holds a NUL character"
     return ParsedEvent(name, data)
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 def dedup_key(event: ParsedEvent) -> str:
@@ -417,6 +431,10 @@ class InvalidCursor(AppError):
 def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         stamp, _, event_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(stamp), uuid.UUID(event_id)
-    except (ValueError, UnicodeDecodeError):
+        received_at = datetime.fromisoformat(stamp)
+        if received_at.tzinfo is None:
+            raise ValueError(stamp)
+        # A forged time such as 0001-01-01T00:00:00+23:59 has no UTC equivalent (OverflowError).
+        return received_at.astimezone(UTC), uuid.UUID(event_id)
+    except (ValueError, UnicodeDecodeError, OverflowError):
         raise InvalidCursor from None
