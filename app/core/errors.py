@@ -49,6 +49,13 @@ class AppError(Exception):
         return {cls.status_code: {"model": model, "description": cls.__doc__ or ""}}
 
 
+class MalformedJSON(AppError):
+    """The request body is not valid JSON."""
+
+    status_code = 400
+    message = "The request body is not valid JSON."
+
+
 def request_id_of(request: Request) -> str:
     return str(getattr(request.state, "request_id", "") or "")
 
@@ -84,20 +91,51 @@ async def _app_error(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def allowed_methods(request: Request, allow: str) -> str:
+    """`allow` (Starlette's `Allow` header) plus every method documented at this path.
+
+    Starlette's 405 names only the methods of the first route that matched the path, so a path
+    served by two routes (GET and POST /hpf/session) would be answered with half its `Allow`.
+    The OpenAPI document knows them all.
+    """
+    methods = {method.strip() for method in allow.split(",") if method.strip()}
+    app = request.app
+    paths: dict[str, dict[str, Any]] = (
+        app.openapi().get("paths", {}) if isinstance(app, FastAPI) else {}
+    )
+    path = request.scope.get("path", "")
+    for template, item in paths.items():
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), path):
+            methods |= {method.upper() for method in item if method in HTTP_METHODS}
+    return ", ".join(sorted(methods))
+
+
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     exc = cast(StarletteHTTPException, error)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request, headers.get("Allow", ""))
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI's "There was an error parsing the body": a body that is not even UTF-8 is
+        # malformed JSON like any other, and gets the same error name.
+        return _malformed_json(request)
     detail = exc.detail if isinstance(exc.detail, str) else error_name(exc.status_code)
     return error_response(
-        exc.status_code, error_name(exc.status_code), detail, request_id_of(request), exc.headers
+        exc.status_code, error_name(exc.status_code), detail, request_id_of(request), headers
     )
+
+
+def _malformed_json(request: Request) -> JSONResponse:
+    return error_response(400, "MalformedJSON", MalformedJSON.message, request_id_of(request))
 
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     errors = cast(RequestValidationError, error).errors()
     if any(error.get("type") == "json_invalid" for error in errors):
-        return error_response(
-            400, "MalformedJSON", "The request body is not valid JSON.", request_id_of(request)
-        )
+        return _malformed_json(request)
     # The offending input is never echoed back: it may be a secret or a card number.
     issues = [
         ValidationIssue(

@@ -2,11 +2,11 @@
 
 import uuid
 from datetime import datetime
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
-from app.schemas.base import ApiSchema, MedusaId, MoneyIn, RequestSchema
+from app.schemas.base import ApiSchema, MedusaId, MoneyIn, RequestSchema, TransactionId
 from app.schemas.error import ErrorResponse
 from app.schemas.payment import PaymentResponse
 
@@ -19,6 +19,8 @@ class HpfSessionRequest(RequestSchema):
             "examples": [{"payment_session_id": "payses_01JDEMOSESSION00000000000"}]
         }
     }
+
+    exactly_one_of: ClassVar[tuple[str, ...]] = ("payment_session_id", "cart_id")
 
     payment_session_id: MedusaId | None = None
     cart_id: MedusaId | None = Field(default=None, description="Uses the cart's active session.")
@@ -54,7 +56,9 @@ class HpfUnavailableResponse(ErrorResponse):
 
 
 class _PaymentReference(RequestSchema):
-    transaction_id: int | None = Field(default=None, gt=0, description="NetValve's id.")
+    exactly_one_of: ClassVar[tuple[str, ...]] = ("transaction_id", "payment_id")
+
+    transaction_id: TransactionId | None = Field(default=None, description="NetValve's id.")
     payment_id: uuid.UUID | None = Field(default=None, description="Our payment id.")
 
     @model_validator(mode="after")
@@ -98,7 +102,7 @@ class DeclineResponse(ErrorResponse):
 
 
 class StatusQuery(RequestSchema):
-    transaction_id: int | None = Field(default=None, gt=0)
+    transaction_id: TransactionId | None = None
     payment_id: uuid.UUID | None = None
     payment_session_id: MedusaId | None = None
     cart_id: MedusaId | None = None

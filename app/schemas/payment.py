@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import datetime
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -33,6 +33,8 @@ class PaymentRequest(RequestSchema):
             ]
         }
     }
+
+    exactly_one_of: ClassVar[tuple[str, ...]] = ("payment_session_id", "cart_id")
 
     payment_session_id: MedusaId | None = None
     cart_id: MedusaId | None = Field(default=None, description="Uses the cart's active session.")

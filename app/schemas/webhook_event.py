@@ -7,7 +7,30 @@ from typing import Any, Literal
 from pydantic import Field
 
 from app.models.webhook_event import WebhookEventStatus
-from app.schemas.base import ApiSchema, RequestSchema
+from app.schemas.base import ApiSchema, PgText, RequestSchema
+
+# NetValve's 19 event names (NETVALVE_API.md §10); intake answers 400 to any other.
+WebhookEventName = Literal[
+    "PURCHASED",
+    "PURCHASE_FAILED",
+    "PURCHASE_PENDING",
+    "AUTHORISED",
+    "AUTHORISATION_FAILED",
+    "AUTHORISATION_PENDING",
+    "CAPTURED",
+    "CAPTURE_FAILED",
+    "CAPTURE_PENDING",
+    "CANCELLED",
+    "CANCELLATION_FAILED",
+    "CANCELLATION_PENDING",
+    "REFUNDED",
+    "REFUND_FAILED",
+    "REFUND_PENDING",
+    "REBILLED",
+    "REBIL_FAILED",
+    "REBILL_PENDING",
+    "CHARGEBACK",
+]
 
 
 class WebhookEventBase(ApiSchema):
@@ -41,7 +64,7 @@ class WebhookEventRequest(ApiSchema):
         },
     }
 
-    eventName: str
+    eventName: WebhookEventName
     data: dict[str, Any]
 
 
@@ -65,7 +88,7 @@ class WebhookEventResponse(WebhookEventBase):
 class WebhookEventUpdate(RequestSchema):
     """Operator changes: notes, and `received` to process the event again."""
 
-    notes: str | None = Field(default=None, max_length=4000)
+    notes: PgText | None = Field(default=None, max_length=4000)
     status: Literal["received"] | None = Field(
         default=None, description="Only `received`, to queue the event for processing again."
     )

@@ -8,7 +8,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from app.api.auth import AUTH_ERRORS, Principal
-from app.core.errors import request_id_of
+from app.core.errors import MalformedJSON, request_id_of
+from app.schemas.error import ErrorResponse
 from app.schemas.payment import PaymentResponse
 from app.services.idempotency_service import (
     IDEMPOTENCY_HEADER,
@@ -25,19 +26,31 @@ from app.services.netvalve_service import (
     ServiceResult,
 )
 
+# Read as optional, so that a missing or malformed key gets IdempotencyKeyMissing (400) from the
+# service rather than a generic 422; documented as what it is, required, in MONEY_OPENAPI.
 IdempotencyKeyHeader = Annotated[
-    str | None,
-    Header(
-        alias=IDEMPOTENCY_HEADER,
-        description="Required. A unique key per operation (e.g. Medusa's capt_..., ref_...); "
-        "a retry with the same key replays the first answer.",
-    ),
+    str | None, Header(alias=IDEMPOTENCY_HEADER, include_in_schema=False)
 ]
+MONEY_OPENAPI: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": IDEMPOTENCY_HEADER,
+            "in": "header",
+            "required": True,
+            "description": "A unique key per operation (e.g. Medusa's capt_..., ref_...); "
+            "a retry with the same key replays the first answer.",
+            "schema": {"type": "string", "minLength": 8, "maxLength": 255, "pattern": "^[!-~]+$"},
+        }
+    ]
+}
 
 MONEY_ERRORS: dict[int | str, dict[str, Any]] = {
     202: {"model": PaymentResponse, "description": "Sent, outcome not yet known: pending."},
     **AUTH_ERRORS,
-    **IdempotencyKeyMissing.schema(),
+    400: {
+        "model": ErrorResponse,
+        "description": f"{IdempotencyKeyMissing.__doc__} Or: {MalformedJSON.__doc__}",
+    },
     **IdempotencyKeyInFlight.schema(),
     **IdempotencyKeyReused.schema(),
     **PaymentInProgress.schema(),

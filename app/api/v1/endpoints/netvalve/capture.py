@@ -4,6 +4,7 @@ from fastapi.responses import JSONResponse
 from app.api.auth import AdminPrincipal
 from app.api.deps import IdempotencyDep, NetvalveServiceDep
 from app.api.v1.endpoints.netvalve._common import (
+    MONEY_OPENAPI,
     OPERATION_ERRORS,
     IdempotencyKeyHeader,
     idempotent,
@@ -23,6 +24,7 @@ router = APIRouter()
 @router.post(
     "/capture",
     response_model=PaymentResponse,
+    openapi_extra=MONEY_OPENAPI,
     responses={
         **OPERATION_ERRORS,
         **PaymentDeclined.schema(DeclineResponse),

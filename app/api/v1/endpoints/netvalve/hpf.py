@@ -4,6 +4,7 @@ from fastapi import APIRouter, Query
 
 from app.api.auth import STOREFRONT_AUTH_ERRORS, StorefrontPrincipal
 from app.api.deps import NetvalveServiceDep
+from app.core.errors import MalformedJSON
 from app.schemas.netvalve import HpfSessionRequest, HpfSessionResponse, HpfUnavailableResponse
 from app.services.netvalve_service import (
     HpfUnavailable,
@@ -21,7 +22,11 @@ HPF_ERRORS = {
 }
 
 
-@router.post("/session", response_model=HpfSessionResponse, responses=HPF_ERRORS)
+@router.post(
+    "/session",
+    response_model=HpfSessionResponse,
+    responses={**HPF_ERRORS, **MalformedJSON.schema()},
+)
 async def create_hpf_session(
     body: HpfSessionRequest, _: StorefrontPrincipal, service: NetvalveServiceDep
 ) -> HpfSessionResponse:

@@ -3,7 +3,12 @@ from fastapi.responses import JSONResponse
 
 from app.api.auth import RateLimited, StorefrontPrincipal
 from app.api.deps import IdempotencyDep, NetvalveServiceDep
-from app.api.v1.endpoints.netvalve._common import MONEY_ERRORS, IdempotencyKeyHeader, idempotent
+from app.api.v1.endpoints.netvalve._common import (
+    MONEY_ERRORS,
+    MONEY_OPENAPI,
+    IdempotencyKeyHeader,
+    idempotent,
+)
 from app.schemas.netvalve import DeclineResponse
 from app.schemas.payment import PaymentRequest, PaymentResponse
 from app.services.netvalve_service import (
@@ -21,6 +26,7 @@ router = APIRouter()
 @router.post(
     "/payment",
     response_model=PaymentResponse,
+    openapi_extra=MONEY_OPENAPI,
     responses={
         **MONEY_ERRORS,
         **RateLimited.schema(),

@@ -1,16 +1,18 @@
 """Operators' view of the webhook inbox (admin key)."""
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from app.api.auth import AUTH_ERRORS, AdminPrincipal
 from app.api.deps import WebhookServiceDep
+from app.core.errors import MalformedJSON
 from app.models.webhook_event import WebhookEventStatus
+from app.schemas.base import MAX_TRANSACTION_ID, DateTimeIn
 from app.schemas.webhook_event import (
     WebhookEventDeleted,
+    WebhookEventName,
     WebhookEventPage,
     WebhookEventResponse,
     WebhookEventUpdate,
@@ -28,10 +30,10 @@ async def list_webhook_events(
     _: AdminPrincipal,
     service: WebhookServiceDep,
     status: WebhookEventStatus | None = None,
-    event_name: Annotated[str | None, Query(max_length=64)] = None,
-    transaction_id: Annotated[int | None, Query(gt=0)] = None,
-    received_from: datetime | None = None,
-    received_to: datetime | None = None,
+    event_name: WebhookEventName | None = None,
+    transaction_id: Annotated[int | None, Query(gt=0, le=MAX_TRANSACTION_ID)] = None,
+    received_from: DateTimeIn | None = None,
+    received_to: DateTimeIn | None = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> WebhookEventPage:
@@ -55,7 +57,11 @@ async def get_webhook_event(
     return await service.get(event_id)
 
 
-@router.patch("/{event_id}", response_model=WebhookEventResponse, responses=ERRORS)
+@router.patch(
+    "/{event_id}",
+    response_model=WebhookEventResponse,
+    responses={**ERRORS, **MalformedJSON.schema()},
+)
 async def update_webhook_event(
     event_id: uuid.UUID, body: WebhookEventUpdate, _: AdminPrincipal, service: WebhookServiceDep
 ) -> WebhookEventResponse:
