@@ -159,6 +159,9 @@ class PaymentAttempt(Base):
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Digest of the (API key, Idempotency-Key) that started this attempt: a retry of the same
+    # request is recognised even after its key was released (202 answers are not stored).
+    request_key: Mapped[str | None] = mapped_column(String(64))
 
 
 class IdempotencyKey(Base):

@@ -362,6 +362,7 @@ class NetvalveService:
         payment = await self._apply(payment.id, attempt.id, result)
         if payment.in_flight is not None:
             payment = await self._settle_within_budget(payment.id)
+            result = await self._settled_answer(payment, attempt.id, result)
         return self._outcome(payment, result)
 
     async def _send_payment(self, operation: Operation, request: GatewayPayment) -> NetvalveResult:
@@ -416,8 +417,16 @@ class NetvalveService:
         )
         return await self._finish(claimed.id, attempt.id, result)
 
-    async def refund(self, request: RefundRequest) -> ServiceResult:
+    async def refund(
+        self, request: RefundRequest, *, request_key: str | None = None
+    ) -> ServiceResult:
         payment = await self._find(request.payment_id, request.transaction_id)
+        if request_key is not None:
+            # A partial refund can be repeated, so the ledger's state cannot tell a retry from
+            # a second refund: the request key can. A retry resumes its own attempt.
+            resumed = await self._resume(payment.id, Operation.REFUND, request_key)
+            if resumed is not None:
+                return resumed
         remaining = payment.captured_minor - payment.refunded_minor
         amount_minor = self._requested(request.amount, payment.currency, default=remaining)
         refundable = {PaymentState.CAPTURED, PaymentState.PARTIALLY_REFUNDED}
@@ -443,6 +452,7 @@ class NetvalveService:
                 )
                 raise RefundExceedsCaptured(f"At most {left} {current.currency} can be refunded.")
             attempt = self._new_attempt(claimed, Operation.REFUND, amount_minor)
+            attempt.request_key = request_key
             ledger.add_attempt(attempt)
         result = await self._client.refund(
             _present(claimed.settled_transaction_id),
@@ -464,6 +474,30 @@ class NetvalveService:
             ledger.add_attempt(attempt)
         result = await self._client.cancel(_present(claimed.transaction_id))
         return await self._finish(claimed.id, attempt.id, result)
+
+    async def _resume(
+        self, payment_id: uuid.UUID, operation: Operation, request_key: str
+    ) -> ServiceResult | None:
+        """The answer for a retried request whose attempt exists; None if it never happened."""
+        async with self._ledger() as ledger:
+            earlier = [
+                attempt
+                for attempt in await ledger.attempts(payment_id)
+                if attempt.operation is operation and attempt.request_key == request_key
+            ]
+        if not earlier:
+            return None
+        attempt = earlier[-1]
+        if attempt.resolved_at is None:
+            payment = await self._settle_within_budget(payment_id)
+            async with self._ledger() as ledger:
+                attempt = _present(await ledger.attempt(attempt.id))
+            if attempt.resolved_at is None:
+                return ServiceResult(202, to_response(payment))
+        if attempt.outcome is not AttemptOutcome.APPROVED:
+            return None  # refused or never reached NetValve: a new attempt may go
+        async with self._ledger() as ledger:
+            return ServiceResult(200, to_response(_present(await ledger.get(payment_id))))
 
     def _refuse(self, current: Payment, needed: PaymentState, verb: str) -> None:
         if current.in_flight is not None:
@@ -524,7 +558,26 @@ class NetvalveService:
             raise PaymentStateConflict(result.response_message or "Already done.")
         if payment.in_flight is not None:
             payment = await self._settle_within_budget(payment_id)
+            result = await self._settled_answer(payment, attempt_id, result)
         return self._outcome(payment, result)
+
+    async def _settled_answer(
+        self, payment: Payment, attempt_id: uuid.UUID, result: NetvalveResult
+    ) -> NetvalveResult:
+        """The answer to report once an unknown or pending outcome was settled: a refusal found
+        while settling is a refusal for the caller too, never a 200."""
+        async with self._ledger() as ledger:
+            attempt = _present(await ledger.attempt(attempt_id))
+        if attempt.resolved_at is None or attempt.outcome is not AttemptOutcome.DECLINED:
+            return result
+        return Declined(
+            operation=attempt.operation.value,
+            http_status=200,
+            body={},
+            response_code=attempt.response_code,
+            response_message=attempt.response_message,
+            response_code_type="HARD DECLINE" if payment.decline_type == "hard" else "SOFT DECLINE",
+        )
 
     # --- applying gateway answers ------------------------------------------------------------
 

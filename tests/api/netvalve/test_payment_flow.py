@@ -2,6 +2,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
@@ -424,6 +425,28 @@ class TestUnknownOutcomes:
             "/status", {"payment_id": pending.json()["id"], "refresh": "true"}
         )
         assert refreshed.json()["state"] == "captured"
+
+    async def test_a_decline_found_while_settling_is_a_402_not_a_200(self, api_factory):
+        api = await api_factory(unknown_outcome_budget_seconds=3)
+        medusa = await api.medusa_session(amount="1002.00")  # NetValve answers pending
+
+        paying = asyncio.create_task(api.pay(medusa))
+        pending: list[dict[str, Any]] = []
+        for _ in range(100):
+            found = await api.sandbox.admin.get("/_sandbox/transactions")
+            pending = [t for t in found.json()["transactions"] if t["responseCode"] == "GTW_1002"]
+            if pending:
+                break
+            await asyncio.sleep(0.01)
+        assert pending, "the sale never reached the sandbox"
+        await api.sandbox.admin.post(
+            f"/_sandbox/transactions/{pending[-1]['transactionId']}/resolve",
+            params={"approve": "false"},
+        )
+        answer = await paying
+
+        assert answer.status_code == 402, answer.text
+        assert answer.json()["error"] == "PaymentDeclined"
 
 
 class TestRefusalsChangeNothing:

@@ -1,5 +1,6 @@
 """What the NetValve route modules share: the idempotent-POST helper and documented errors."""
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -77,6 +78,13 @@ async def idempotent(
         request_id=request_id_of(request),
         action=action,
     )
+
+
+def request_key(principal: Principal, key: str | None) -> str | None:
+    """What identifies one request across retries: the caller's key, scoped to its API key."""
+    if key is None:
+        return None
+    return hashlib.sha256(f"{principal.key_id}\n{key}".encode()).hexdigest()
 
 
 def plain(result: ServiceResult) -> JSONResponse:

@@ -8,6 +8,7 @@ from app.api.v1.endpoints.netvalve._common import (
     OPERATION_ERRORS,
     IdempotencyKeyHeader,
     idempotent,
+    request_key,
 )
 from app.schemas.netvalve import DeclineResponse, RefundRequest
 from app.schemas.payment import PaymentResponse
@@ -42,6 +43,12 @@ async def refund_payment(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Refund a captured payment, fully or in parts; never more than was captured."""
+    key = request_key(principal, idempotency_key)
     return await idempotent(
-        request, idempotency, principal, idempotency_key, body, lambda: service.refund(body)
+        request,
+        idempotency,
+        principal,
+        idempotency_key,
+        body,
+        lambda: service.refund(body, request_key=key),
     )
