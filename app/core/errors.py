@@ -8,12 +8,18 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, cast
 
+import asyncpg
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.db.errors import is_database_down
 from app.schemas.error import ErrorResponse, ValidationIssue
+
+log = structlog.get_logger(__name__)
 
 
 class AppError(Exception):
@@ -54,6 +60,16 @@ class MalformedJSON(AppError):
 
     status_code = 400
     message = "The request body is not valid JSON."
+
+
+class DatabaseUnavailable(AppError):
+    """This service's database cannot be reached; retry with the same Idempotency-Key."""
+
+    status_code = 503
+    message = "The service's database is unavailable; retry shortly with the same request."
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": "5"})
 
 
 def request_id_of(request: Request) -> str:
@@ -148,7 +164,16 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     return error_response(422, "RequestValidationError", issues, request_id_of(request))
 
 
+async def _database_error(request: Request, error: Exception) -> JSONResponse:
+    if not is_database_down(error):
+        raise error
+    log.error("database.unavailable", error=type(error).__name__)
+    return await _app_error(request, DatabaseUnavailable())
+
+
 def register_exception_handlers(app: FastAPI) -> None:
+    for kind in (DBAPIError, OSError, asyncpg.PostgresConnectionError):
+        app.add_exception_handler(kind, _database_error)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

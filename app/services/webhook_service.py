@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
 import structlog
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,6 +27,7 @@ from app.core import metrics
 from app.core.config import Settings
 from app.core.errors import AppError
 from app.core.logging import REDACTED, redact
+from app.db.errors import is_database_down
 from app.models.payment import Operation
 from app.models.webhook_event import WebhookEvent, WebhookEventStatus
 from app.repositories.payment_repository import PaymentRepository
@@ -150,18 +150,6 @@ def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _is_database_down(error: BaseException) -> bool:
-    return isinstance(
-        error,
-        OperationalError
-        | InterfaceError
-        | OSError
-        | asyncio.TimeoutError
-        | asyncpg.PostgresConnectionError
-        | asyncpg.CannotConnectNowError,
-    ) or (isinstance(error, DBAPIError) and error.connection_invalidated)
-
-
 class WebhookService:
     def __init__(
         self,
@@ -207,7 +195,7 @@ class WebhookService:
             async with self._sessionmaker.begin() as session:
                 event_id = await WebhookEventRepository(session).insert_new(values)
         except Exception as error:
-            if _is_database_down(error):
+            if is_database_down(error):
                 log.error("webhook.store_unavailable", error=type(error).__name__)
                 metrics.WEBHOOK_DELIVERIES.labels("unavailable").inc()
                 raise WebhookStoreUnavailable from error
