@@ -884,7 +884,8 @@ class NetvalveService:
         self, payment_id: uuid.UUID, operation: Operation, outcome: str, data: dict[str, Any]
     ) -> bool | None:
         """Apply a webhook's news: True if the ledger changed, False if it was old news, None if
-        the payment is busy with another operation (retry later).
+        the payment is busy with another operation, or the event overtook one it depends on
+        (retry later).
 
         Transitions only move forward: a late AUTHORISED after a capture changes nothing, and a
         refund's transaction id is recorded so that no redelivery counts it twice.
@@ -932,20 +933,16 @@ class NetvalveService:
 
     async def _adopt(self, payment: Payment, operation: Operation, result: Approved) -> bool | None:
         """Record an operation done outside our requests (seen in a webhook), exactly once."""
-        states = {
-            Operation.SALE: {PaymentState.REQUIRES_PAYMENT, PaymentState.PENDING},
-            Operation.AUTHORIZE: {PaymentState.REQUIRES_PAYMENT, PaymentState.PENDING},
-            Operation.CAPTURE: {PaymentState.AUTHORIZED},
-            Operation.REFUND: {PaymentState.CAPTURED, PaymentState.PARTIALLY_REFUNDED},
-            Operation.CANCEL: {PaymentState.AUTHORIZED},
-        }[operation]
         try:
             async with self._ledger() as ledger:
-                claimed = await ledger.claim(payment.id, operation, states)
+                claimed = await ledger.claim(payment.id, operation, _ADOPTABLE_FROM[operation])
                 if claimed is None:
                     current = _present(await ledger.get(payment.id))
-                    # Busy with another operation: retry later. Otherwise it is old news.
-                    return None if current.in_flight is not None else False
+                    # Busy with another operation, or an earlier event (a refund's capture)
+                    # has not arrived yet: retry later. Otherwise it is old news.
+                    if current.in_flight is not None or current.state in _EARLIER[operation]:
+                        return None
+                    return False
                 # Checked after the claim, under its row lock: a twin event that won the race
                 # has committed its transaction id by now.
                 if result.transaction_id is not None and await ledger.has_applied(
@@ -1177,6 +1174,26 @@ def _answers(
     if raw is None or attempt.amount_minor is None:
         return True
     return _minor(raw, currency) == attempt.amount_minor
+
+
+# The states from which an operation seen only in a webhook can be recorded, and the states
+# that come before them: an event for a capture, refund or cancel that finds the payment in an
+# earlier state overtook the event it depends on (webhooks are not ordered), so it waits for it.
+_ADOPTABLE_FROM: dict[Operation, frozenset[PaymentState]] = {
+    Operation.SALE: frozenset({PaymentState.REQUIRES_PAYMENT, PaymentState.PENDING}),
+    Operation.AUTHORIZE: frozenset({PaymentState.REQUIRES_PAYMENT, PaymentState.PENDING}),
+    Operation.CAPTURE: frozenset({PaymentState.AUTHORIZED}),
+    Operation.REFUND: frozenset({PaymentState.CAPTURED, PaymentState.PARTIALLY_REFUNDED}),
+    Operation.CANCEL: frozenset({PaymentState.AUTHORIZED}),
+}
+_UNPAID = frozenset({PaymentState.REQUIRES_PAYMENT, PaymentState.PENDING})
+_EARLIER: dict[Operation, frozenset[PaymentState]] = {
+    Operation.SALE: frozenset(),
+    Operation.AUTHORIZE: frozenset(),
+    Operation.CAPTURE: _UNPAID,
+    Operation.REFUND: _UNPAID | {PaymentState.AUTHORIZED},
+    Operation.CANCEL: _UNPAID,
+}
 
 
 class _AlreadyApplied(Exception):

@@ -295,7 +295,11 @@ class WebhookService:
             payment.id, operation, outcome, _float_free(data)
         )
         if changed is None:
-            return WebhookEventStatus.FAILED, "the payment is busy; will retry", payment.id
+            return (
+                WebhookEventStatus.FAILED,
+                "the payment is busy, or an earlier event has not arrived; will retry",
+                payment.id,
+            )
         if not changed:
             return WebhookEventStatus.IGNORED, "nothing new for the ledger", payment.id
         return WebhookEventStatus.PROCESSED, None, payment.id
