@@ -1,0 +1,30 @@
+"""Fixtures for the property tests: the API harness of tests/api/netvalve, and a sandbox of
+their own that records the webhooks it sends."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from app.sandbox.server import SandboxServer
+from tests.api.netvalve.conftest import api_factory  # noqa: F401
+from tests.fixtures.gateway import Receiver, sandbox_settings
+
+
+@pytest.fixture(scope="module")
+def recording_sandbox() -> Iterator[str]:
+    """A sandbox that sends every event to a receiver answering 200, so `/_sandbox/webhooks`
+    lists each event once. The suite's shared sandbox sends none (it has no webhook URL), and
+    tests that reset this one cannot disturb others."""
+    receiver = Receiver()
+    receiver.server.start()
+    server = SandboxServer(
+        sandbox_settings(
+            sandbox_webhook_url=f"{receiver.server.url}/hook",
+            sandbox_webhook_retry_delays=(0.05,),
+        )
+    )
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        receiver.server.stop()
