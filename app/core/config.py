@@ -142,6 +142,8 @@ class Settings(DatabaseSettings):
     medusa_database_url: str | None = None
     database_pool_size: int = Field(default=10, ge=1, le=200)
     database_max_overflow: int = Field(default=10, ge=0, le=200)
+    database_pool_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    """How long a request waits for a pooled connection before it is answered 503."""
     medusa_pool_max_size: int = Field(default=10, ge=1, le=200)
     medusa_statement_timeout_ms: int = Field(default=5000, ge=100, le=600_000)
 

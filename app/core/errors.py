@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.db.errors import is_database_down
@@ -172,7 +173,7 @@ async def _database_error(request: Request, error: Exception) -> JSONResponse:
 
 
 def register_exception_handlers(app: FastAPI) -> None:
-    for kind in (DBAPIError, OSError, asyncpg.PostgresConnectionError):
+    for kind in (DBAPIError, PoolTimeout, OSError, asyncpg.PostgresConnectionError):
         app.add_exception_handler(kind, _database_error)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -4,12 +4,16 @@ import asyncio
 
 import asyncpg
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 
 def is_database_down(error: BaseException) -> bool:
+    """Unreachable, or every pooled connection busy past the pool's checkout timeout: either
+    way the caller should retry shortly (503)."""
     return isinstance(
         error,
-        OperationalError
+        PoolTimeout
+        | OperationalError
         | InterfaceError
         | OSError
         | asyncio.TimeoutError

@@ -15,6 +15,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         settings.require_database_url(),
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout_seconds,
         pool_pre_ping=True,
     )
 

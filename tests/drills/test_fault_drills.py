@@ -563,3 +563,41 @@ async def test_database_down_during_webhook_intake_then_each_event_applied_once(
 
     final = await assert_agrees_with_gateway(api, payment["id"])
     assert ledger_view(final) == ("partially_refunded", "44.00", "44.00", "10.00")
+
+
+# --- 4. every pooled connection of this service's database is busy -----------------------------
+
+
+async def test_an_exhausted_connection_pool_is_a_503_that_changes_nothing(
+    api_factory: ApiFactory,
+) -> None:
+    api: Api = await api_factory(
+        **DRILL_SETTINGS,
+        database_pool_size=1,
+        database_max_overflow=0,
+        database_pool_timeout_seconds=0.2,
+    )
+    medusa = await api.medusa_session(amount="44.00")
+    call = Call(
+        "/payment",
+        {"payment_session_id": medusa.session_id, "payment_token": await api.token()},
+        STOREFRONT_KEY,
+    )
+    key = f"drill-pool-{uuid.uuid4().hex[:12]}"
+    engine = resources_of(api).engine
+    before = await api.ledger_counts()
+    keys = "SELECT count(*) FROM idempotency_keys WHERE key = $1"
+
+    async with engine.connect():  # the pool's only connection, held elsewhere
+        busy = await call.send(api, key)
+        body = assert_error_shape(busy)
+        assert (busy.status_code, body["error"]) == (503, "DatabaseUnavailable"), busy.text
+        assert busy.headers["retry-after"]
+        assert await api.ledger_counts() == before
+        assert await api.medusa.fetchval(keys, key) == 0
+
+    # Nothing was stored, the key included: the same request goes through once a connection is
+    # free, and charges once.
+    paid = await call.send(api, key)
+    assert paid.status_code == 200, paid.text
+    assert await gateway_counts(api, paid.json()["id"]) == Counter({"SALE": 1})
