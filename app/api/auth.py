@@ -67,7 +67,7 @@ def _matches(presented: bytes, keys: list[SecretStr]) -> bool:
     return found
 
 
-def authenticate(
+async def authenticate(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
@@ -84,7 +84,7 @@ def authenticate(
     raise NotAuthenticated
 
 
-def require_storefront(
+async def require_storefront(
     principal: Annotated[Principal, Depends(authenticate)],
     request: Request,
     resources: ResourcesDep,
@@ -100,13 +100,13 @@ def require_storefront(
     return principal
 
 
-def require_admin(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+async def require_admin(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
     if principal.scope != "admin":
         raise InsufficientScope
     return principal
 
 
-def require_metrics(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+async def require_metrics(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
     if principal.scope not in ("admin", "metrics"):
         raise InsufficientScope
     return principal

@@ -14,8 +14,12 @@ from app.services.idempotency_service import IdempotencyService
 from app.services.netvalve_service import NetvalveService
 from app.services.webhook_service import WebhookService
 
+# Dependencies are `async def` even when they do no I/O: FastAPI runs a plain `def` dependency
+# in the thread pool, a thread hop per dependency per request that profiling showed on every
+# payment. They must never block.
 
-def get_resources(request: Request) -> Resources:
+
+async def get_resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
 
@@ -23,7 +27,7 @@ def get_resources(request: Request) -> Resources:
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
 
-def get_settings_dep(resources: ResourcesDep) -> Settings:
+async def get_settings_dep(resources: ResourcesDep) -> Settings:
     return resources.settings
 
 
@@ -38,14 +42,14 @@ async def get_db_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]
 SessionDep = Annotated[AsyncSession, Depends(get_db_session)]
 
 
-def get_medusa(resources: ResourcesDep) -> MedusaRepository:
+async def get_medusa(resources: ResourcesDep) -> MedusaRepository:
     return MedusaRepository(resources.medusa_pool)
 
 
 MedusaDep = Annotated[MedusaRepository, Depends(get_medusa)]
 
 
-def get_netvalve_service(resources: ResourcesDep) -> NetvalveService:
+async def get_netvalve_service(resources: ResourcesDep) -> NetvalveService:
     return build_netvalve_service(resources)
 
 
@@ -62,7 +66,7 @@ def build_netvalve_service(resources: Resources) -> NetvalveService:
 NetvalveServiceDep = Annotated[NetvalveService, Depends(get_netvalve_service)]
 
 
-def get_webhook_service(resources: ResourcesDep) -> WebhookService:
+async def get_webhook_service(resources: ResourcesDep) -> WebhookService:
     return build_webhook_service(resources)
 
 
@@ -79,7 +83,7 @@ def build_webhook_service(resources: Resources) -> WebhookService:
 WebhookServiceDep = Annotated[WebhookService, Depends(get_webhook_service)]
 
 
-def get_idempotency(resources: ResourcesDep) -> IdempotencyService:
+async def get_idempotency(resources: ResourcesDep) -> IdempotencyService:
     ttl = timedelta(hours=resources.settings.idempotency_key_ttl_hours)
     return IdempotencyService(resources.sessionmaker, ttl)
 

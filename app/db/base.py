@@ -1,4 +1,5 @@
 from datetime import datetime
+from typing import Any, ClassVar
 
 from sqlalchemy import DateTime, MetaData, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -20,6 +21,10 @@ class Base(DeclarativeBase):
 
 
 class TimestampMixin:
+    # UPDATEs and INSERTs fetch updated_at and created_at with RETURNING, in the same statement:
+    # objects stay readable after their transaction without a reload.
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )

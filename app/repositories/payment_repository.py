@@ -66,17 +66,24 @@ class PaymentRepository:
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def ensure(self, values: dict[str, Any]) -> Payment:
-        """The payment of a Medusa session, created on first use (race-free upsert)."""
-        await self.session.execute(
+        """The payment of a Medusa session, created on first use (race-free upsert): one
+        statement when it is new, two when it already exists."""
+        created: Payment | None = await self.session.scalar(
             insert(Payment)
             .values(id=uuid.uuid4(), **values)
             .on_conflict_do_nothing(index_elements=[Payment.payment_session_id])
+            .returning(Payment)
         )
-        payment = await self.find(payment_session_id=values["payment_session_id"])
-        if payment is None:  # pragma: no cover - the row was inserted or already existed
+        if created is not None:
+            return created
+        existing = await self.session.scalar(
+            select(Payment)
+            .where(Payment.payment_session_id == values["payment_session_id"])
+            .execution_options(populate_existing=True)
+        )
+        if existing is None:  # pragma: no cover - the conflicting row cannot be deleted
             raise RuntimeError("payment row vanished after upsert")
-        await self.session.refresh(payment)
-        return payment
+        return existing
 
     async def claim(
         self,
@@ -88,7 +95,8 @@ class PaymentRepository:
     ) -> Payment | None:
         """Atomically mark `operation` in flight; None if another one is, or the state is wrong.
 
-        A conditional UPDATE, not read-then-write: of two racing requests exactly one wins.
+        A conditional UPDATE, not read-then-write: of two racing requests exactly one wins. The
+        row comes back from the same statement (RETURNING), as it is after the update.
         """
         conditions = [
             Payment.id == payment_id,
@@ -97,7 +105,7 @@ class PaymentRepository:
         ]
         if extra_condition is not None:
             conditions.append(extra_condition)
-        result = await self.session.execute(
+        return await self.session.scalar(
             update(Payment)
             .where(and_(*conditions))
             .values(
@@ -106,21 +114,14 @@ class PaymentRepository:
                 next_reconcile_at=None,
                 reconcile_tries=0,
             )
-            .returning(Payment.id)
-            .execution_options(synchronize_session=False)
+            .returning(Payment)
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
-        if result.scalar_one_or_none() is None:
-            return None
-        payment = await self.get(payment_id)
-        if payment is not None:
-            await self.session.refresh(payment)
-        return payment
 
     async def settle(self, payment: Payment) -> None:
-        """Write pending changes and reload server-set columns (updated_at), so the object stays
-        readable after the transaction ends."""
+        """Write pending changes. Server-set columns (updated_at) come back with the UPDATE
+        (eager defaults), so the object stays readable after the transaction ends."""
         await self.session.flush()
-        await self.session.refresh(payment)
 
     def add_attempt(self, attempt: PaymentAttempt) -> None:
         self.session.add(attempt)

@@ -2,15 +2,24 @@
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, tuple_, update
+from sqlalchemy import Table, and_, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.webhook_event import WebhookEvent, WebhookEventStatus
 
 DUE = (WebhookEventStatus.RECEIVED, WebhookEventStatus.PENDING_MATCH, WebhookEventStatus.FAILED)
+
+# Intake's one statement, built once: a Core INSERT on the table (no ORM unit of work for a row
+# that is written once and read back only by id), a no-op for a redelivery.
+_EVENTS = cast(Table, WebhookEvent.__table__)
+_INSERT_NEW = (
+    insert(_EVENTS)
+    .on_conflict_do_nothing(index_elements=[_EVENTS.c.source, _EVENTS.c.dedup_key])
+    .returning(_EVENTS.c.id)
+)
 
 
 class WebhookEventRepository:
@@ -19,13 +28,9 @@ class WebhookEventRepository:
 
     async def insert_new(self, values: dict[str, Any]) -> uuid.UUID | None:
         """Store a delivery; None when its dedup key is already stored (a redelivery)."""
-        result = await self.session.execute(
-            insert(WebhookEvent)
-            .values(id=uuid.uuid4(), **values)
-            .on_conflict_do_nothing(index_elements=["source", "dedup_key"])
-            .returning(WebhookEvent.id)
-        )
-        return result.scalar_one_or_none()
+        result = await self.session.execute(_INSERT_NEW, {"id": uuid.uuid4(), **values})
+        inserted: uuid.UUID | None = result.scalar_one_or_none()
+        return inserted
 
     async def get(
         self, event_id: uuid.UUID, *, include_deleted: bool = False

@@ -150,7 +150,7 @@ def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
     async def _unauthenticated(_: Request, __: Exception) -> Response:
         return authentication_failure()
 
-    def authenticate(request: Request) -> None:
+    async def authenticate(request: Request) -> None:
         headers = request.headers
         ok = _same(headers.get("netvalve-client-id"), settings.netvalve_client_id) and _same(
             headers.get("netvalve-api-key"), settings.netvalve_api_key.get_secret_value()
@@ -296,7 +296,7 @@ def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
         backoffice_tokens[token] = now + BACKOFFICE_TOKEN_TTL_SECONDS
         return WireResponse({"accessToken": token, "expiresIn": BACKOFFICE_TOKEN_TTL_SECONDS})
 
-    def signed_in(request: Request) -> None:
+    async def signed_in(request: Request) -> None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         until = backoffice_tokens.get(token.strip()) if scheme.lower() == "bearer" else None
         if until is None or time.monotonic() >= until:

@@ -324,8 +324,7 @@ class WebhookService:
             current.next_attempt_at = now + timedelta(seconds=min(backoff, 3600)) if retry else None
             if status in (WebhookEventStatus.PROCESSED, WebhookEventStatus.IGNORED):
                 current.processed_at = now
-            await session.flush()
-            await session.refresh(current)
+            await session.flush()  # updated_at comes back with the UPDATE (eager defaults)
         log.info("webhook.processed", event_id=str(event.id), status=status.value, error=error)
         metrics.WEBHOOK_PROCESSED.labels(status.value).inc()
         if current.processed_at is not None:

@@ -37,7 +37,7 @@ class WebhookTooLarge(AppError):
     message = "The webhook body is too large."
 
 
-def verify_source(request: Request, settings: SettingsDep) -> None:
+async def verify_source(request: Request, settings: SettingsDep) -> None:
     allowed = settings.netvalve_webhook_allowed_ips
     if allowed:
         try:
