@@ -26,7 +26,7 @@ MIN_SHARE = 0.002
 _GROUPS = {
     "fastapi": "FastAPI + Starlette (routing, dependencies, middleware plumbing)",
     "starlette": "FastAPI + Starlette (routing, dependencies, middleware plumbing)",
-    "anyio": "anyio (threadpool hops for sync dependencies)",
+    "anyio": "anyio (httpcore's socket backend; thread-pool hops for sync dependencies)",
     "sqlalchemy": "SQLAlchemy (ORM, Core, pool)",
     "greenlet": "SQLAlchemy (ORM, Core, pool)",
     "asyncpg": "asyncpg",

@@ -22,6 +22,8 @@ from bench.processes import PROJECT_ROOT
 RESULTS_PATH = PROJECT_ROOT / "bench" / "results.json"
 DOC_PATH = PROJECT_ROOT / "docs" / "benchmarks.md"
 RAW_PATH = PROJECT_ROOT / "docs" / "benchmarks.raw.json"  # git-ignored: the latest run, in full
+# What the profiles showed and what was changed: written by hand, copied into the document.
+FINDINGS_PATH = PROJECT_ROOT / "bench" / "profile-findings.md"
 
 Run = dict[str, Any]
 
@@ -431,6 +433,8 @@ def render_markdown(kept: Mapping[str, Run | None], describe: Callable[[Run], st
             markdown_table(DETAIL_HEADER, detail_rows(run)),
             "",
         ]
+    if FINDINGS_PATH.exists():
+        parts += [FINDINGS_PATH.read_text(encoding="utf-8").strip(), ""]
     parts += [describe(latest), "", "## Service settings used", "", _settings_table(latest), ""]
     return "\n".join(parts)
 
