@@ -19,6 +19,7 @@ from app.api import health
 from app.api import metrics as metrics_api
 from app.api.deps import build_netvalve_service, build_webhook_service
 from app.api.v1.endpoints.netvalve.router import router as netvalve_router
+from app.clients.transport import ShardedTransport
 from app.core import metrics
 from app.core.config import ConfigurationError, Settings, get_settings
 from app.core.errors import register_exception_handlers
@@ -45,9 +46,11 @@ def create_http_client(settings: Settings) -> httpx.AsyncClient:
             write=settings.netvalve_connect_timeout,
             pool=settings.netvalve_connect_timeout,
         ),
-        limits=httpx.Limits(
-            max_connections=settings.netvalve_max_connections,
-            max_keepalive_connections=settings.netvalve_max_keepalive_connections,
+        transport=ShardedTransport(
+            httpx.Limits(
+                max_connections=settings.netvalve_max_connections,
+                max_keepalive_connections=settings.netvalve_max_keepalive_connections,
+            )
         ),
         headers={"User-Agent": f"netvalve-gateway/{VERSION}"},
         follow_redirects=False,
