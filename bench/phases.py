@@ -203,48 +203,70 @@ async def authorize_service(
     return figures
 
 
-async def webhook_bare(url: str, pid: int, stack: Stack, bodies: Sequence[bytes]) -> LoadResult:
+@dataclass(frozen=True, slots=True)
+class Intake:
+    """One server's intake: under the phase's load, then at light load."""
+
+    loaded: LoadResult
+    light: LoadResult
+
+
+async def _intake(
+    url: str, pid: int, headers: dict[str, str], stack: Stack, bodies: Sequence[bytes], name: str
+) -> Intake:
     options = stack.options
-    say(f"[2/4] webhook intake: {options.webhooks:,} posts at concurrency {options.concurrency}")
-    bare = await post_webhooks(url, pid, {}, bodies, options.warmup_webhooks, options.concurrency)
-    say(f"      bare ASGI insert: {describe(bare, 'bare app')}")
-    return bare
+    split = options.warmup_webhooks + options.webhooks
+    loaded = await post_webhooks(
+        url, pid, headers, bodies[:split], options.warmup_webhooks, options.concurrency
+    )
+    say(f"      {name}: {describe(loaded, name)}")
+    light = await post_webhooks(url, pid, headers, bodies[split:], 0, options.light_concurrency)
+    say(f"      {name}, concurrency {options.light_concurrency}: {describe(light, name)}")
+    return Intake(loaded, light)
+
+
+async def webhook_bare(url: str, pid: int, stack: Stack, bodies: Sequence[bytes]) -> Intake:
+    options = stack.options
+    say(
+        f"[2/4] webhook intake: {options.webhooks:,} posts at concurrency {options.concurrency}, "
+        f"then {options.light_webhooks:,} at concurrency {options.light_concurrency}"
+    )
+    return await _intake(url, pid, {}, stack, bodies, "bare ASGI insert")
 
 
 async def webhook_service(
-    stack: Stack, bodies: Sequence[bytes], bare: LoadResult | None
+    stack: Stack, bodies: Sequence[bytes], bare: Intake | None
 ) -> dict[str, Any]:
     """The service's intake, its rows checked, against the bare baseline when there is one."""
     from bench.bare_webhook import TABLE
 
-    options = stack.options
     auth = {WEBHOOK_HEADER: stack.credentials.webhook_value}
-    served = await post_webhooks(
-        stack.service_url,
-        stack.service_pid(),
-        auth,
-        bodies,
-        options.warmup_webhooks,
-        options.concurrency,
-    )
-    say(f"      service: {describe(served, 'service')}")
+    intake = await _intake(stack.service_url, stack.service_pid(), auth, stack, bodies, "service")
+    served, light = intake.loaded, intake.light
     stored = await count_rows(stack.database_url, "webhook_events")
-    if stored != len(bodies) - served.error_count:
+    if stored != len(bodies) - served.error_count - light.error_count:
         raise RuntimeError(f"webhook_events holds {stored} rows after {len(bodies)} posts")
     figures: dict[str, Any] = {
         "service": served.summary(),
         "service_stored": stored,
         "service_stored_per_second": round(served.throughput, 1),
         "worker": "disabled",
+        "light": {"service": light.summary()},
     }
     if bare is not None:
         figures.update(
-            baseline=bare.summary(),
+            baseline=bare.loaded.summary(),
             baseline_stored=await count_rows(stack.database_url, TABLE),
-            baseline_stored_per_second=round(bare.throughput, 1),
-            throughput_ratio=round(served.throughput / bare.throughput, 3),
-            p99_ratio=round(served.percentile(99) / bare.percentile(99), 3),
-            cpu_ratio=_ratio(served.server_cpu_ms_per_request, bare.server_cpu_ms_per_request),
+            baseline_stored_per_second=round(bare.loaded.throughput, 1),
+            throughput_ratio=round(served.throughput / bare.loaded.throughput, 3),
+            p99_ratio=round(served.percentile(99) / bare.loaded.percentile(99), 3),
+            cpu_ratio=_ratio(
+                served.server_cpu_ms_per_request, bare.loaded.server_cpu_ms_per_request
+            ),
+        )
+        figures["light"].update(
+            baseline=bare.light.summary(),
+            p99_ratio=round(light.percentile(99) / bare.light.percentile(99), 3),
         )
     return figures
 

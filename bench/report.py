@@ -182,6 +182,20 @@ HEADLINES = (
         "server process CPU time per stored event; steadier than rates on a busy machine",
     ),
     Headline(
+        "Webhook intake at concurrency 4: p99",
+        ("webhook", "light", "service", "p99_ms"),
+        "latency-ms",
+        "lower",
+        "what a delivery waits for at NetValve's usual pace; the target is under 50 ms",
+    ),
+    Headline(
+        "Webhook intake at concurrency 4: p99, service / bare ASGI insert",
+        ("webhook", "light", "p99_ratio"),
+        "x",
+        "lower",
+        "1.00 would mean no added tail latency at light load",
+    ),
+    Headline(
         "Slow gateway: wall time / gateway latency",
         ("slow_gateway", "wall_over_latency"),
         "x",
@@ -212,7 +226,7 @@ def _number(value: float | None, unit: str) -> str:
         return f"{value:.2f}x"
     if unit == "ms":
         return f"{value:+.1f} ms"
-    if unit == "cpu-ms":
+    if unit in ("cpu-ms", "latency-ms"):
         return f"{value:.2f} ms"
     return f"{value:g}"
 
@@ -310,6 +324,17 @@ def detail_rows(run: Run) -> list[list[str]]:
             _ms(b.get("server_cpu_ms_per_request")),
             f"{cpu_ratio:.2f}x" if cpu_ratio else "",
         )
+        light = hook.get("light")
+        if light and "baseline" in light:
+            ls, lb = light["service"], light["baseline"]
+            for q in ("p50", "p99"):
+                add(
+                    "Webhook intake",
+                    f"{q} latency at concurrency {ls['concurrency']} ({ls['requests']:,} posts)",
+                    f"{ls[q + '_ms']:,.1f} ms",
+                    f"{lb[q + '_ms']:,.1f} ms",
+                    f"{ls[q + '_ms'] / lb[q + '_ms']:.2f}x" if lb[q + "_ms"] else "",
+                )
         add(
             "Webhook intake",
             "rows stored / errors",

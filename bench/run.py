@@ -13,7 +13,6 @@ from typing import Any
 
 from bench import profile as profiling
 from bench.data import Sale, webhook_bodies
-from bench.load import LoadResult
 from bench.phases import (
     Prepared,
     authorize_direct,
@@ -48,7 +47,7 @@ class Interrupted(KeyboardInterrupt):
 
 def _bodies(stack: Stack, sales: list[Sale]) -> list[bytes]:
     options = stack.options
-    count = options.warmup_webhooks + options.webhooks
+    count = options.warmup_webhooks + options.webhooks + options.light_webhooks
     return webhook_bodies(sales, count, stack.credentials.client_id, options.seed)
 
 
@@ -83,7 +82,6 @@ def measure(options: Options, started: float, load_at_start: str) -> int:
             figures["authorize"] = asyncio.run(authorize_service(stack, prepared, authorize))
         if "webhook" in options.phases:
             bodies = _bodies(stack, sales)
-            bare: LoadResult | None = None
             with bare_webhook_app(stack) as (url, pid):
                 bare = asyncio.run(webhook_bare(url, pid, stack, bodies))
             figures["webhook"] = asyncio.run(webhook_service(stack, bodies, bare))
@@ -195,7 +193,8 @@ steadiest figure when the machine is shared. Each timed phase follows a warm-up
    (store, then 200), against a baseline that only stores. Processing is decoupled from intake
    by design; with the worker on, the same process would also verify each event with
    `/inquiry` and apply it, so intake figures would depend on the event mix instead of on
-   intake.
+   intake. Both servers then take {o["light_webhooks"]:,} more posts at concurrency
+   {o["light_concurrency"]}, NetValve's usual pace, for the latency one delivery waits for.
 3. **Slow gateway.** {o["slow_payments"]:,} payments sent at once, sandbox latency
    {o["slow_latency_ms"]} ms: wall time over {o["slow_latency_ms"]} ms (1.00 would be perfect
    overlap) and the number of answers that were not 200 `captured`, which must be 0; the harness

@@ -82,6 +82,8 @@ class Options:
     slow_latency_ms: int = 500
     warmup_payments: int = 100
     warmup_webhooks: int = 1000
+    light_webhooks: int = 2000  # intake again at light load: what one delivery waits for
+    light_concurrency: int = 4
     seed: int = 20_250_314
     phases: tuple[str, ...] = PHASES
     profile: bool = False
@@ -97,6 +99,7 @@ class Options:
             slow_payments=max(1, round(self.slow_payments * factor)),
             warmup_payments=max(1, round(self.warmup_payments * factor)),
             warmup_webhooks=max(1, round(self.warmup_webhooks * factor)),
+            light_webhooks=max(1, round(self.light_webhooks * factor)),
         )
 
 
