@@ -1,6 +1,7 @@
 """The gateway client's sharded pools, against a real loopback server that counts connections."""
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -16,17 +17,26 @@ from tests.fixtures.gateway import client_settings
 pytestmark = pytest.mark.asyncio
 
 HOLD_SECONDS = 0.3
+GATHER_SECONDS = 5.0
 
 
 class Counting:
-    """An ASGI app that holds each request a moment and records what it saw: the peak of
-    requests in flight at once, and the client ports (one per TCP connection)."""
+    """An ASGI app that records what it saw: the peak of requests in flight at once, and the
+    client ports (one per TCP connection). Each request is held until `expected` are in flight
+    (or a few seconds have passed), then a moment more, so that a slow machine opening its
+    connections one by one cannot lower the peak, and a client over its limit still shows."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.in_flight = 0
         self.peak = 0
         self.ports: set[int] = set()
+        self.expected = 1
+        self._gathered: asyncio.Event | None = None
+
+    def expect(self, count: int) -> None:
+        """Before a burst: hold its requests until `count` are in flight."""
+        self.expected, self._gathered = count, None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -34,10 +44,15 @@ class Counting:
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
+        gathered = self._gathered = self._gathered or asyncio.Event()  # the server's loop
         with self._lock:
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
             self.ports.add(scope["client"][1])
+            if self.in_flight >= self.expected:
+                gathered.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(gathered.wait(), GATHER_SECONDS)
         await asyncio.sleep(HOLD_SECONDS)
         with self._lock:
             self.in_flight -= 1
@@ -65,6 +80,7 @@ async def test_the_connection_limit_holds_across_shards(counting: tuple[Counting
     settings = client_settings(
         netvalve_max_connections=limit, netvalve_max_keepalive_connections=limit
     )
+    app.expect(limit)
     async with create_http_client(settings) as http:
         await burst(http, url, limit * 2)
 
@@ -77,9 +93,11 @@ async def test_kept_alive_connections_are_reused_in_every_shard(
 ) -> None:
     app, url = counting
     settings = client_settings(netvalve_max_connections=100, netvalve_max_keepalive_connections=20)
+    app.expect(8)
     async with create_http_client(settings) as http:
         await burst(http, url, 8)
         first = set(app.ports)
+        app.expect(8)
         await burst(http, url, 8)
 
     assert len(first) == 8
