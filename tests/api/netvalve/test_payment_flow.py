@@ -429,12 +429,19 @@ class TestUnknownOutcomes:
     async def test_a_decline_found_while_settling_is_a_402_not_a_200(self, api_factory):
         api = await api_factory(unknown_outcome_budget_seconds=3)
         medusa = await api.medusa_session(amount="1002.00")  # NetValve answers pending
+        # The sandbox is shared: an earlier test's pending sale may still be listed.
+        listed = await api.sandbox.admin.get("/_sandbox/transactions")
+        earlier = {t["transactionId"] for t in listed.json()["transactions"]}
 
         paying = asyncio.create_task(api.pay(medusa))
         pending: list[dict[str, Any]] = []
         for _ in range(100):
             found = await api.sandbox.admin.get("/_sandbox/transactions")
-            pending = [t for t in found.json()["transactions"] if t["responseCode"] == "GTW_1002"]
+            pending = [
+                t
+                for t in found.json()["transactions"]
+                if t["responseCode"] == "GTW_1002" and t["transactionId"] not in earlier
+            ]
             if pending:
                 break
             await asyncio.sleep(0.01)
