@@ -8,18 +8,18 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import structlog
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from app import VERSION
 from app.api import health
 from app.api import metrics as metrics_api
 from app.api.deps import build_netvalve_service, build_webhook_service
 from app.api.v1.endpoints.netvalve.router import router as netvalve_router
-from app.clients.transport import ShardedTransport
+from app.clients.transport import create_http_client
 from app.core import metrics
 from app.core.config import ConfigurationError, Settings, get_settings
 from app.core.errors import register_exception_handlers
@@ -34,27 +34,6 @@ from app.schemas.error import ErrorResponse
 log = structlog.get_logger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-VERSION = "0.1.0"
-
-
-def create_http_client(settings: Settings) -> httpx.AsyncClient:
-    """The one client every gateway call shares, so connections are pooled and reused."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(
-            connect=settings.netvalve_connect_timeout,
-            read=settings.netvalve_read_timeout,
-            write=settings.netvalve_connect_timeout,
-            pool=settings.netvalve_connect_timeout,
-        ),
-        transport=ShardedTransport(
-            httpx.Limits(
-                max_connections=settings.netvalve_max_connections,
-                max_keepalive_connections=settings.netvalve_max_keepalive_connections,
-            )
-        ),
-        headers={"User-Agent": f"netvalve-gateway/{VERSION}"},
-        follow_redirects=False,
-    )
 
 
 def alembic_head() -> str | None:

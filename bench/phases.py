@@ -10,11 +10,12 @@ from typing import Any
 import asyncpg
 
 from app.clients.netvalve import Approved, Customer, NetvalveClient, PaymentRequest
+from app.clients.transport import create_http_client
 from bench.data import AMOUNT, Checkout, Ids, Sale, checkouts, payment_tokens
 from bench.load import CONNECTIONS_PER_CLIENT, WORKER, LoadResult, ShardedClient, closed_loop
 from bench.processes import cpu_seconds
 from bench.report import say
-from bench.stack import WEBHOOK_HEADER, Stack, dsn, gateway_http, gateway_settings
+from bench.stack import WEBHOOK_HEADER, Stack, dsn, gateway_settings
 
 # The customer fields the service sends for the benchmark's carts (see bench.data).
 CUSTOMER = Customer(
@@ -56,7 +57,7 @@ async def prepare(stack: Stack, *, direct_sales: int) -> Prepared:
     slow = options.warmup_payments + options.slow_payments if "slow" in wanted else 0
     connection = await asyncpg.connect(dsn(stack.database_url))
     try:
-        async with gateway_http(settings) as http, stack.sandbox_admin() as hpf:
+        async with create_http_client(settings) as http, stack.sandbox_admin() as hpf:
             client = NetvalveClient(http, settings)
             return Prepared(
                 baseline_tokens=await payment_tokens(client, hpf, direct_sales),
@@ -78,7 +79,7 @@ async def direct_sales(
     settings = gateway_settings(
         stack.sandbox_url, stack.credentials, connections=CONNECTIONS_PER_CLIENT
     )
-    https = [gateway_http(settings) for _ in range(shards)]
+    https = [create_http_client(settings) for _ in range(shards)]
     clients = [NetvalveClient(http, settings) for http in https]
     sales: list[Sale] = []
 

@@ -171,24 +171,6 @@ def gateway_settings(
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
 
-def gateway_http(settings: Settings) -> httpx.AsyncClient:
-    """Timeouts and pool as app.main.create_http_client builds them for the service (importing
-    app.main here would build the service's module-level app in this process)."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(
-            connect=settings.netvalve_connect_timeout,
-            read=settings.netvalve_read_timeout,
-            write=settings.netvalve_connect_timeout,
-            pool=settings.netvalve_connect_timeout,
-        ),
-        limits=httpx.Limits(
-            max_connections=settings.netvalve_max_connections,
-            max_keepalive_connections=settings.netvalve_max_keepalive_connections,
-        ),
-        follow_redirects=False,
-    )
-
-
 def dsn(url: str) -> str:
     """The plain asyncpg DSN of a SQLAlchemy URL."""
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)

@@ -1,4 +1,4 @@
-"""The gateway client's transport: its connections in several small pools instead of one big one.
+"""The HTTP client every gateway call shares, its connections in several small pools.
 
 httpcore's pool walks every connection it holds each time a request arrives or a response is
 released, and for each idle connection it counts the whole pool again: the cost of a request grows
@@ -15,6 +15,9 @@ import itertools
 import math
 
 import httpx
+
+from app import VERSION
+from app.core.config import Settings
 
 SHARD_CONNECTIONS = 32
 
@@ -51,3 +54,23 @@ class ShardedTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         for shard in self.shards:
             await shard.aclose()
+
+
+def create_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The one client every gateway call shares, so connections are pooled and reused."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(
+            connect=settings.netvalve_connect_timeout,
+            read=settings.netvalve_read_timeout,
+            write=settings.netvalve_connect_timeout,
+            pool=settings.netvalve_connect_timeout,
+        ),
+        transport=ShardedTransport(
+            httpx.Limits(
+                max_connections=settings.netvalve_max_connections,
+                max_keepalive_connections=settings.netvalve_max_keepalive_connections,
+            )
+        ),
+        headers={"User-Agent": f"netvalve-gateway/{VERSION}"},
+        follow_redirects=False,
+    )

@@ -22,7 +22,7 @@ from app.clients.netvalve import (
     Unavailable,
     UnknownOutcome,
 )
-from app.main import create_http_client
+from app.clients.transport import create_http_client
 from tests.fixtures.gateway import client_settings
 from tests.fixtures.netvalve import (
     API,

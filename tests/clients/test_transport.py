@@ -9,8 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.clients.transport import SHARD_CONNECTIONS, ShardedTransport
-from app.main import create_http_client
+from app.clients.transport import SHARD_CONNECTIONS, ShardedTransport, create_http_client
 from app.sandbox.server import ThreadedServer
 from tests.fixtures.gateway import client_settings
 
