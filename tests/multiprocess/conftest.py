@@ -19,7 +19,6 @@ import pytest_asyncio
 
 from alembic import command
 from app.dev.embedded_pg import asyncpg_dsn
-from app.sandbox.server import SandboxServer
 from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY
 from tests.conftest import (
     PROJECT_ROOT,
@@ -28,7 +27,7 @@ from tests.conftest import (
     bare_env,
     create_medusa_tables,
 )
-from tests.fixtures.gateway import Receiver, SandboxBackend, sandbox_settings
+from tests.fixtures.gateway import Receiver, SandboxBackend, recording_sandbox
 from tests.fixtures.settings import TEST_API_KEY, TEST_BASIC_AUTH_PASSWORD
 
 WEBHOOK_HEADER = "X-Netvalve-Auth"
@@ -129,21 +128,12 @@ def shared_database(databases: Databases) -> str:
 async def recorder() -> AsyncIterator[tuple[SandboxBackend, Receiver]]:
     """A sandbox whose webhooks land in a `Receiver`, so the test decides who gets them, when,
     and how often."""
-    receiver = Receiver()
-    receiver.server.start()
-    sandbox = SandboxServer(
-        sandbox_settings(
-            sandbox_webhook_url=f"{receiver.server.url}/hook",
-            sandbox_webhook_retry_delays=(0.05,),
-        )
-    )
-    gateway = SandboxBackend(sandbox.start())
-    try:
-        yield gateway, receiver
-    finally:
-        await gateway.close()
-        sandbox.stop()
-        receiver.server.stop()
+    with recording_sandbox() as (url, receiver):
+        gateway = SandboxBackend(url)
+        try:
+            yield gateway, receiver
+        finally:
+            await gateway.close()
 
 
 def service_env(database_url: str, gateway_url: str) -> dict[str, str]:

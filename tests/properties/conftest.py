@@ -5,9 +5,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.sandbox.server import SandboxServer
 from tests.api.netvalve.conftest import api_factory  # noqa: F401
-from tests.fixtures.gateway import Receiver, sandbox_settings
+from tests.fixtures import gateway
 
 
 @pytest.fixture(scope="module")
@@ -15,16 +14,5 @@ def recording_sandbox() -> Iterator[str]:
     """A sandbox that sends every event to a receiver answering 200, so `/_sandbox/webhooks`
     lists each event once. The suite's shared sandbox sends none (it has no webhook URL), and
     tests that reset this one cannot disturb others."""
-    receiver = Receiver()
-    receiver.server.start()
-    server = SandboxServer(
-        sandbox_settings(
-            sandbox_webhook_url=f"{receiver.server.url}/hook",
-            sandbox_webhook_retry_delays=(0.05,),
-        )
-    )
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        receiver.server.stop()
+    with gateway.recording_sandbox() as (url, _):
+        yield url

@@ -26,7 +26,12 @@ from tests.api.netvalve.conftest import (
     ApiFactory,
     MedusaSession,
 )
-from tests.fixtures.gateway import Receiver, SandboxBackend, closed_port, sandbox_settings
+from tests.fixtures.gateway import (
+    SandboxBackend,
+    closed_port,
+    recording_sandbox,
+    sandbox_settings,
+)
 from tests.fixtures.settings import make_settings
 
 pytestmark = pytest.mark.asyncio
@@ -593,62 +598,53 @@ class TestReplayAtScale:
     REFUNDS = 27  # of 1.00 each on 44.00: 50 x (1 purchase + 27 refunds) = 1,400 events
 
     async def test_2000_deliveries_30_percent_duplicates_shuffled_4_senders(self, api_factory):
-        receiver = Receiver()
-        receiver.server.start()
-        recorder = SandboxServer(
-            sandbox_settings(
-                sandbox_webhook_url=f"{receiver.server.url}/hook",
-                sandbox_webhook_retry_delays=(0.05,),
-            )
-        )
-        gateway = SandboxBackend(recorder.start())
-        try:
-            api = await api_factory(
-                **WEBHOOKS,
-                netvalve_base_url=gateway.url,
-                netvalve_hpf_url=gateway.url,
-                netvalve_hpp_url=gateway.url,
-                webhook_retry_base_seconds=0.05,
-            )
-            api.sandbox = gateway
-            sessions = [await api.medusa_session() for _ in range(self.PAYMENTS)]
-            payments: list[str] = []
-            for batch in range(0, self.PAYMENTS, 10):
-                payments += await asyncio.gather(
-                    *(
-                        self._pay_and_refund(api, session)
-                        for session in sessions[batch : batch + 10]
+        with recording_sandbox() as (url, receiver):
+            gateway = SandboxBackend(url)
+            try:
+                api = await api_factory(
+                    **WEBHOOKS,
+                    netvalve_base_url=gateway.url,
+                    netvalve_hpf_url=gateway.url,
+                    netvalve_hpp_url=gateway.url,
+                    webhook_retry_base_seconds=0.05,
+                )
+                api.sandbox = gateway
+                sessions = [await api.medusa_session() for _ in range(self.PAYMENTS)]
+                payments: list[str] = []
+                for batch in range(0, self.PAYMENTS, 10):
+                    payments += await asyncio.gather(
+                        *(
+                            self._pay_and_refund(api, session)
+                            for session in sessions[batch : batch + 10]
+                        )
                     )
+                unique = await receiver.wait_for(self.PAYMENTS * (1 + self.REFUNDS), seconds=60)
+                assert len(unique) == self.PAYMENTS * (1 + self.REFUNDS)
+
+                deliveries = self._with_duplicates(unique, total=2000)
+                senders = [deliveries[index::4] for index in range(4)]
+                answers = await asyncio.gather(*(self._send_all(api, batch) for batch in senders))
+                assert [status for batch in answers for status in batch] == [200] * 2000
+
+                await _drain(api, workers=4)
+
+                rows = await stored(api)
+                assert len(rows) == len(unique)
+                statuses = sorted({(row["event_name"], row["status"]) for row in rows})
+                assert statuses == [("PURCHASED", "ignored"), ("REFUNDED", "processed")]
+                for payment_id in payments:
+                    status = (await api.get("/status", {"payment_id": payment_id})).json()
+                    assert (status["state"], status["refunded_amount"]) == (
+                        "partially_refunded",
+                        f"{self.REFUNDS}.00",
+                    )
+                refunds = await api.medusa.fetchval(
+                    "SELECT count(DISTINCT transaction_id) FROM payment_attempts "
+                    "WHERE operation = 'refund' AND outcome = 'approved'"
                 )
-            unique = await receiver.wait_for(self.PAYMENTS * (1 + self.REFUNDS), seconds=60)
-            assert len(unique) == self.PAYMENTS * (1 + self.REFUNDS)
-
-            deliveries = self._with_duplicates(unique, total=2000)
-            senders = [deliveries[index::4] for index in range(4)]
-            answers = await asyncio.gather(*(self._send_all(api, batch) for batch in senders))
-            assert [status for batch in answers for status in batch] == [200] * 2000
-
-            await _drain(api, workers=4)
-
-            rows = await stored(api)
-            assert len(rows) == len(unique)
-            statuses = sorted({(row["event_name"], row["status"]) for row in rows})
-            assert statuses == [("PURCHASED", "ignored"), ("REFUNDED", "processed")]
-            for payment_id in payments:
-                status = (await api.get("/status", {"payment_id": payment_id})).json()
-                assert (status["state"], status["refunded_amount"]) == (
-                    "partially_refunded",
-                    f"{self.REFUNDS}.00",
-                )
-            refunds = await api.medusa.fetchval(
-                "SELECT count(DISTINCT transaction_id) FROM payment_attempts "
-                "WHERE operation = 'refund' AND outcome = 'approved'"
-            )
-            assert refunds == self.PAYMENTS * self.REFUNDS
-        finally:
-            await gateway.close()
-            recorder.stop()
-            receiver.server.stop()
+                assert refunds == self.PAYMENTS * self.REFUNDS
+            finally:
+                await gateway.close()
 
     async def _pay_and_refund(self, api: Api, session: MedusaSession) -> str:
         paid = (await api.pay(session)).json()
