@@ -272,6 +272,16 @@ def detail_rows(run: Run) -> list[list[str]]:
     def add(phase: str, measure: str, service: str, baseline: str, ratio: str) -> None:
         rows.append([phase, measure, service, baseline, ratio])
 
+    def intake_latencies(where: str, s: Mapping[str, Any], b: Mapping[str, Any]) -> None:
+        for q in ("p50", "p99"):
+            add(
+                "Webhook intake",
+                f"{q} latency{where}",
+                f"{s[q + '_ms']:,.1f} ms",
+                f"{b[q + '_ms']:,.1f} ms",
+                f"{s[q + '_ms'] / b[q + '_ms']:.2f}x" if b[q + "_ms"] else "",
+            )
+
     auth = figures.get("authorize")
     if auth:
         s, b = auth["service"], auth["baseline"]
@@ -308,14 +318,7 @@ def detail_rows(run: Run) -> list[list[str]]:
             f"{hook['baseline_stored_per_second']:,.1f}",
             f"{hook['throughput_ratio']:.2f}x",
         )
-        for q in ("p50", "p99"):
-            add(
-                "Webhook intake",
-                f"{q} latency",
-                f"{s[q + '_ms']:,.1f} ms",
-                f"{b[q + '_ms']:,.1f} ms",
-                f"{s[q + '_ms'] / b[q + '_ms']:.2f}x" if b[q + "_ms"] else "",
-            )
+        intake_latencies("", s, b)
         cpu_ratio = hook.get("cpu_ratio")
         add(
             "Webhook intake",
@@ -327,14 +330,8 @@ def detail_rows(run: Run) -> list[list[str]]:
         light = hook.get("light")
         if light and "baseline" in light:
             ls, lb = light["service"], light["baseline"]
-            for q in ("p50", "p99"):
-                add(
-                    "Webhook intake",
-                    f"{q} latency at concurrency {ls['concurrency']} ({ls['requests']:,} posts)",
-                    f"{ls[q + '_ms']:,.1f} ms",
-                    f"{lb[q + '_ms']:,.1f} ms",
-                    f"{ls[q + '_ms'] / lb[q + '_ms']:.2f}x" if lb[q + "_ms"] else "",
-                )
+            where = f" at concurrency {ls['concurrency']} ({ls['requests']:,} posts)"
+            intake_latencies(where, ls, lb)
         add(
             "Webhook intake",
             "rows stored / errors",
