@@ -10,8 +10,9 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
@@ -346,6 +347,20 @@ def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
     async def resolve(transaction_id: int, _: Authenticated, approve: bool = True) -> Response:
         return answer(await store.resolve_pending(transaction_id, approve))
 
+    @app.post("/_sandbox/transactions/{transaction_id}/chargeback")
+    async def charge_back(
+        transaction_id: int, _: Authenticated, amount: Decimal | None = None
+    ) -> Response:
+        return answer(await store.charge_back(transaction_id, amount))
+
+    @app.post("/_sandbox/faults/release", status_code=200)
+    async def release_held(
+        _: Authenticated, path: str | None = None, kind: Literal["hold", "late"] | None = None
+    ) -> dict[str, int]:
+        """Process now the requests `hold` and `late` faults keep (all, or those of `path` and
+        `kind`)."""
+        return {"released": await faults.release(path, kind)}
+
     @app.get("/_sandbox/transactions")
     async def list_transactions(_: Authenticated, client_order_prefix: str = "") -> Response:
         """Every transaction, for tests that count what reached the gateway."""
@@ -371,6 +386,7 @@ def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
     async def reset(_: Authenticated) -> None:
         store.reset()
         faults.rules.clear()
+        faults.drop_held()
         webhooks.delivered.clear()
         backoffice_tokens.clear()
 

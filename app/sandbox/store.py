@@ -100,6 +100,7 @@ class Transaction:
     captured: Decimal = Decimal(0)
     refunded: Decimal = Decimal(0)
     children: list[int] = field(default_factory=list)
+    chargebacks: list[Decimal] = field(default_factory=list)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     created_monotonic: float = field(default_factory=time.monotonic)
     trace_id: str = field(default_factory=lambda: str(uuid.uuid4()))
@@ -485,6 +486,24 @@ class SandboxStore:
             self._finish_pending(transaction, approve)
             return 200, self._response(transaction)
 
+    async def charge_back(self, transaction_id: int, amount: Decimal | None) -> Answer:
+        """The cardholder's bank disputes a settled sale or capture (a control, not NetValve's
+        API): recorded in the transaction's chargebackData, then a CHARGEBACK webhook."""
+        async with self._lock:
+            transaction = self.transactions.get(transaction_id)
+            if transaction is None or transaction.type not in {"SALE", "CAPTURE"}:
+                return refusal("GTW_2103", "No settled sale or capture with that id.", 404)
+            disputed = transaction.amount if amount is None else amount
+            transaction.chargebacks.append(disputed)
+            data = self._webhook_data(transaction)
+            data.update(
+                amount=disputed,
+                chargebackTransactionType="Chargeback",
+                chargebackSource="CB-Alert",
+            )
+            self._events("CHARGEBACK", data)
+            return 200, self._record(transaction)
+
     # --- hosted payment page -----------------------------------------------------------------
 
     async def hpp_order(self, body: dict[str, Any], base_url: str) -> Answer:
@@ -641,6 +660,10 @@ class SandboxStore:
             "refundBalancedAmount": transaction.amount - transaction.refunded,
             "isPartialRefund": Decimal(0) < transaction.refunded < transaction.amount,
             "isPartialRefundAllowed": self.rules.partial_refund_enabled,
+            "chargebackData": [
+                {"amount": amount, "currency": transaction.currency, "status": "OPEN"}
+                for amount in transaction.chargebacks
+            ],
             "transactions": [
                 {
                     "transactionId": child.id,
@@ -649,6 +672,7 @@ class SandboxStore:
                     "currency": child.currency,
                     "status": child.status,
                     "responseCode": child.outcome.response_code,
+                    "responseCodeType": child.outcome.response_code_type,
                     "transactionReference": transaction.id,
                     "createdDate": child.created_at.isoformat(),
                 }

@@ -402,6 +402,45 @@ class TestFaults:
         assert isinstance(first, UnknownOutcome)
         assert isinstance(second, Declined)
 
+    async def test_late_answers_now_and_processes_when_released(self, sandbox):
+        await sandbox.fault("/sale", "late", status=502)
+        request = await sandbox.payment()
+
+        result = await sandbox.client.sale(request)
+        before = await sandbox.client.get_order(client_order_id=request.client_order_id)
+        released = await sandbox.admin.post("/_sandbox/faults/release")
+        after = await approved(sandbox.client.get_order(client_order_id=request.client_order_id))
+
+        assert (isinstance(result, UnknownOutcome), result.http_status) == (True, 502)
+        assert isinstance(before, Declined)
+        assert before.response_code == "GTW_2103"
+        assert released.json() == {"released": 1}
+        assert (after.body["transactionType"], after.body["status"]) == ("SALE", "Settled")
+
+    async def test_late_after_a_hang_processes_after_its_delay(self, sandbox):
+        await sandbox.fault("/sale", "late", answer="hang", hang_seconds=0.2, delay_seconds=0.4)
+        request = await sandbox.payment()
+
+        result = await sandbox.client.sale(request)  # 504 after the hang: nothing processed yet
+        early = await sandbox.client.get_order(client_order_id=request.client_order_id)
+        await asyncio.sleep(0.5)
+        late = await approved(sandbox.client.get_order(client_order_id=request.client_order_id))
+
+        assert isinstance(result, UnknownOutcome)
+        assert isinstance(early, Declined)
+        assert late.body["clientOrderId"] == request.client_order_id
+
+    async def test_a_chargeback_is_recorded_on_the_transaction(self, sandbox):
+        sale = await approved(sandbox.client.sale(await sandbox.payment()))
+
+        disputed = await sandbox.admin.post(
+            f"/_sandbox/transactions/{sale.transaction_id}/chargeback", params={"amount": "10.00"}
+        )
+        record = await approved(sandbox.client.get_transaction(sale.transaction_id or 0))
+
+        assert disputed.status_code == 200, disputed.text
+        assert [item["amount"] for item in record.body["chargebackData"]] == [Decimal("10.00")]
+
     async def test_faults_are_listed_and_cleared(self, sandbox):
         await sandbox.fault("/capture", "hang")
 
