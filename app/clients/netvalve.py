@@ -49,10 +49,13 @@ __all__ = [
     "NetvalveResult",
     "PaymentRequest",
     "Pending",
+    "TransactionRecord",
     "Unavailable",
     "UnknownOutcome",
     "ValidationFailed",
     "as_int",
+    "is_not_found",
+    "read_record",
 ]
 
 log = structlog.get_logger(__name__)
@@ -178,6 +181,125 @@ NetvalveResult = (
     | UnknownOutcome
     | Unavailable
 )
+
+
+# --- records ---------------------------------------------------------------------------------
+
+RecordOutcome = Literal["approved", "pending", "declined"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransactionRecord:
+    """NetValve's own record of one transaction: GET /transaction, an order's root from GET
+    /order, or one of the `transactions[]` it lists. The proof a webhook is checked against.
+
+    `kind` is NetValve's transactionType (SALE, AUTHORIZATION, CAPTURE, REFUND, CANCEL, ...);
+    `parent_id` its transactionReference; `chargebacks` the amounts in its chargebackData.
+    """
+
+    transaction_id: int
+    kind: str
+    outcome: RecordOutcome
+    amount: Decimal | None
+    currency: str | None
+    client_order_id: str | None
+    parent_id: int | None
+    response_code: str | None = None
+    response_message: str | None = None
+    response_code_type: str | None = None
+    card_number: str | None = None
+    card_type: str | None = None
+    chargebacks: tuple[Decimal, ...] = ()
+    children: tuple["TransactionRecord", ...] = ()
+
+    @property
+    def approved(self) -> bool:
+        return self.outcome == "approved"
+
+
+def is_not_found(result: NetvalveResult) -> bool:
+    """NetValve answered that it has no such transaction or order (GTW_2103, HTTP 404)."""
+    return isinstance(result, Declined) and result.http_status == 404
+
+
+def read_record(result: NetvalveResult) -> TransactionRecord | None:
+    """The record in a lookup's answer; None if there is no readable record in it."""
+    if not isinstance(result, Approved | Pending | Declined) or result.http_status != 200:
+        return None
+    return _record(result.body, parent=None)
+
+
+def _record(body: Mapping[str, Any], parent: TransactionRecord | None) -> TransactionRecord | None:
+    transaction_id = as_int(
+        body.get("netvalveID", body.get("transactionId", body.get("transactionID")))
+    )
+    kind, outcome = body.get("transactionType"), _record_outcome(body)
+    if transaction_id is None or not isinstance(kind, str) or outcome is None:
+        return None
+    currency = body.get("currency")
+    client_order_id = body.get("clientOrderId")
+    record = TransactionRecord(
+        transaction_id=transaction_id,
+        kind=kind.upper(),
+        outcome=outcome,
+        amount=_decimal_or_none(body.get("amount")),
+        currency=str(currency).upper() if currency else (parent.currency if parent else None),
+        client_order_id=(
+            str(client_order_id)
+            if client_order_id not in (None, "")
+            else (parent.client_order_id if parent else None)
+        ),
+        parent_id=as_int(body.get("transactionReference"))
+        or (parent.transaction_id if parent else None),
+        response_code=_text_or_none(body.get("responseCode")),
+        response_message=_text_or_none(body.get("responseMessage")),
+        response_code_type=_text_or_none(body.get("responseCodeType")),
+        card_number=_text_or_none(body.get("cardNumber")),
+        card_type=_text_or_none(body.get("cardType")),
+        chargebacks=tuple(
+            amount
+            for item in body.get("chargebackData") or ()
+            if isinstance(item, Mapping)
+            and (amount := _decimal_or_none(item.get("amount"))) is not None
+        ),
+    )
+    children = body.get("transactions") if parent is None else None
+    if not isinstance(children, list):
+        return record
+    read = (_record(child, record) for child in children if isinstance(child, Mapping))
+    return dataclasses.replace(record, children=tuple(child for child in read if child))
+
+
+def _record_outcome(body: Mapping[str, Any]) -> RecordOutcome | None:
+    code_type = str(body.get("responseCodeType") or "").upper()
+    if code_type:
+        return (
+            "approved"
+            if code_type == "APPROVED"
+            else "pending"
+            if code_type == "PENDING"
+            else "declined"
+        )
+    code = str(body.get("responseCode") or "")
+    if not code:
+        return None
+    if code == PENDING_CODE:
+        return "pending"
+    return "approved" if _in_range(code, 1000, 1999) else "declined"
+
+
+def _decimal_or_none(value: object) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        return None
+    try:
+        amount = Decimal(str(value))
+    except ArithmeticError:
+        return None
+    return amount if amount.is_finite() else None
+
+
+def _text_or_none(value: object) -> str | None:
+    return str(value) if value not in (None, "") else None
 
 
 # --- requests --------------------------------------------------------------------------------

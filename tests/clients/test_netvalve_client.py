@@ -21,6 +21,8 @@ from app.clients.netvalve import (
     PaymentRequest,
     Unavailable,
     UnknownOutcome,
+    is_not_found,
+    read_record,
 )
 from app.clients.transport import create_http_client
 from tests.fixtures.gateway import client_settings
@@ -353,3 +355,89 @@ class TestHowAnswersAreRead:
         result = await client.sale(payment())
 
         assert result.elapsed_ms > 0
+
+
+class TestTransactionRecords:
+    """`read_record`: NetValve's record of a transaction, the proof webhooks are checked by."""
+
+    async def test_a_root_with_its_children_and_chargebacks(self, client, router):
+        body = build_transaction_record(
+            transactionType="SALE",
+            chargebackData=[{"amount": 10.00}, {"amount": "bad"}],
+            transactions=[
+                {
+                    "transactionId": 18748,
+                    "transactionType": "REFUND",
+                    "amount": 4.00,
+                    "responseCode": "GTW_1000",
+                },
+                {"transactionType": "REFUND", "amount": 1.00, "responseCode": "GTW_1000"},
+            ],
+        )
+        router.get(f"{API}/transaction").respond(200, json=body)
+
+        record = read_record(await client.get_transaction(18747))
+
+        assert record is not None
+        assert (record.transaction_id, record.kind, record.outcome) == (18747, "SALE", "approved")
+        assert (record.amount, record.currency, record.client_order_id) == (
+            Decimal("44.00"),
+            "EUR",
+            "pay_01",
+        )
+        assert record.chargebacks == (Decimal("10.00"),)
+        [child] = record.children  # the one without an id is no transaction at all
+        assert (child.transaction_id, child.kind, child.parent_id) == (18748, "REFUND", 18747)
+        assert (child.currency, child.client_order_id, child.outcome) == (
+            "EUR",
+            "pay_01",
+            "approved",
+        )
+
+    @pytest.mark.parametrize(
+        ("fields", "outcome"),
+        [
+            ({"responseCodeType": "SOFT DECLINE", "responseCode": "BNK_2005"}, "declined"),
+            ({"responseCodeType": None, "responseCode": "GTW_1002"}, "pending"),
+            ({"responseCodeType": None, "responseCode": "GTW_2045"}, "declined"),
+            ({"responseCodeType": None, "responseCode": "GTW_1000"}, "approved"),
+        ],
+    )
+    async def test_the_outcome_is_the_transactions_own(self, client, router, fields, outcome):
+        router.get(f"{API}/transaction").respond(
+            200, json=build_transaction_record(transactionType="SALE", **fields)
+        )
+
+        record = read_record(await client.get_transaction(18747))
+
+        assert record is not None
+        assert record.outcome == outcome
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            build_transaction_record(),  # no transactionType
+            build_transaction_record(transactionType="SALE", netvalveID="x"),
+            build_transaction_record(
+                transactionType="SALE", responseCode=None, responseCodeType=None
+            ),
+        ],
+    )
+    async def test_a_record_that_cannot_be_read_is_none(self, client, router, body):
+        router.get(f"{API}/transaction").respond(200, json=body)
+
+        assert read_record(await client.get_transaction(18747)) is None
+
+    async def test_not_found_is_told_apart_from_no_answer(self, client, router):
+        router.get(f"{API}/transaction").mock(
+            side_effect=[
+                httpx.Response(404, json={"responseCode": "GTW_2103"}),
+                httpx.Response(502, text="<html>"),
+            ]
+        )
+
+        missing = await client.get_transaction(1)
+        failed = await client.get_transaction(1)
+
+        assert (is_not_found(missing), read_record(missing)) == (True, None)
+        assert (is_not_found(failed), read_record(failed)) == (False, None)
