@@ -17,7 +17,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from app import VERSION
 from app.api import health
 from app.api import metrics as metrics_api
-from app.api.deps import build_netvalve_service, build_webhook_service
+from app.api.deps import (
+    build_gateway_event_service,
+    build_netvalve_service,
+    build_webhook_service,
+)
 from app.api.v1.endpoints.netvalve.router import router as netvalve_router
 from app.clients.transport import create_http_client
 from app.core import metrics
@@ -55,12 +59,14 @@ async def _pause(stop: asyncio.Event, seconds: float) -> None:
 async def _sweep_forever(resources: Resources, stop: asyncio.Event) -> None:
     """Settle unknown and pending gateway outcomes at the configured pace, until `stop`."""
     service = build_netvalve_service(resources)
+    events = build_gateway_event_service(resources)
     while not stop.is_set():
         await _pause(stop, resources.settings.reconcile_interval_seconds)
         if stop.is_set():
             return
         try:
             settled = await service.sweep_once(stop=stop)
+            settled += await events.recheck_not_found()
         except Exception:
             metrics.RECONCILE_SWEEPS.labels("failed").inc()
             log.exception("reconcile.sweep_failed")

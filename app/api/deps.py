@@ -10,6 +10,7 @@ from app.core.config import Settings
 from app.core.state import Resources
 from app.db.medusa import MedusaRepository
 from app.db.session import session_scope
+from app.services.gateway_events import GatewayEventService
 from app.services.idempotency_service import IdempotencyService
 from app.services.netvalve_service import NetvalveService
 from app.services.webhook_service import WebhookService
@@ -70,13 +71,26 @@ async def get_webhook_service(resources: ResourcesDep) -> WebhookService:
     return build_webhook_service(resources)
 
 
-def build_webhook_service(resources: Resources) -> WebhookService:
+def build_gateway_event_service(resources: Resources) -> GatewayEventService:
     settings = resources.settings
-    return WebhookService(
+    return GatewayEventService(
         resources.sessionmaker,
         NetvalveClient(resources.http_client, settings),
         build_netvalve_service(resources),
         settings,
+    )
+
+
+async def get_gateway_event_service(resources: ResourcesDep) -> GatewayEventService:
+    return build_gateway_event_service(resources)
+
+
+GatewayEventServiceDep = Annotated[GatewayEventService, Depends(get_gateway_event_service)]
+
+
+def build_webhook_service(resources: Resources) -> WebhookService:
+    return WebhookService(
+        resources.sessionmaker, build_gateway_event_service(resources), resources.settings
     )
 
 

@@ -1,8 +1,8 @@
 """`GET /metrics`: Prometheus text format, for an admin or metrics API key.
 
 The counters and histograms are this process's; the gauges about stored state (unsettled
-gateway operations, webhook events by status) are read from the database at each scrape, with
-two grouped queries on indexed columns.
+gateway operations, webhook events and extra charges by status) are read from the database at
+each scrape, with three grouped queries on indexed columns.
 """
 
 from datetime import UTC, datetime
@@ -16,8 +16,10 @@ from app.api.auth import AUTH_ERRORS, MetricsPrincipal
 from app.api.deps import ResourcesDep
 from app.core import metrics
 from app.core.state import Resources
+from app.models.extra_charge import ExtraChargeStatus
 from app.models.payment import AttemptOutcome
 from app.models.webhook_event import WebhookEventStatus
+from app.repositories.extra_charge_repository import ExtraChargeRepository
 from app.repositories.payment_repository import PaymentRepository
 from app.repositories.webhook_event_repository import WebhookEventRepository
 
@@ -32,6 +34,7 @@ async def refresh_database_gauges(resources: Resources) -> None:
         async with resources.sessionmaker() as session:
             unsettled = await PaymentRepository(session).unsettled_attempts(datetime.now(UTC))
             events = await WebhookEventRepository(session).count_by_status()
+            extra = await ExtraChargeRepository(session).count_by_status()
     except Exception as error:
         log.warning("metrics.database_unavailable", error=type(error).__name__)
         metrics.DATABASE_UP.set(0)
@@ -43,6 +46,10 @@ async def refresh_database_gauges(resources: Resources) -> None:
         metrics.UNSETTLED_OLDEST_SECONDS.labels(outcome.value).set(oldest)
     for status in WebhookEventStatus:
         metrics.WEBHOOK_EVENTS.labels(status.value).set(events.get(status, 0))
+    for charge_status in ExtraChargeStatus:
+        metrics.EXTRA_CHARGES_HELD.labels(charge_status.value).set(
+            extra.get(charge_status, (0, 0))[0]
+        )
 
 
 @router.get(

@@ -124,7 +124,8 @@ class Settings(DatabaseSettings):
     )
     trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(default_factory=list)
     netvalve_webhook_max_body_bytes: int = Field(default=65_536, ge=1024, le=10_485_760)
-    netvalve_webhook_verify_with_inquiry: bool = True
+    netvalve_reverse_extra_charges: bool = False
+    """Void or refund at once a charge NetValve approved beyond the payment's own (opt-in)."""
     webhook_worker_enabled: bool = True
     webhook_worker_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
     webhook_retry_base_seconds: float = Field(default=5.0, gt=0, le=3600)
@@ -133,6 +134,10 @@ class Settings(DatabaseSettings):
     reconcile_interval_seconds: float = Field(default=15.0, gt=0, le=3600)
     reconcile_min_age_seconds: float = Field(default=10.0, ge=0, le=3600)
     reconcile_max_backoff_seconds: float = Field(default=900.0, gt=0, le=86_400)
+    netvalve_not_found_grace_seconds: float = Field(default=60.0, ge=0, le=3600)
+    """How long after sending a sale NetValve's "not found" still means "not yet"."""
+    reconcile_recheck_not_found_seconds: float = Field(default=600.0, ge=0, le=86_400)
+    """When a sale given up as not found is looked up once more, for a late approval."""
     rate_limit_enabled: bool = True
     rate_limit_per_minute: int = Field(default=600, ge=1, le=1_000_000)
     rate_limit_burst: int = Field(default=120, ge=1, le=1_000_000)

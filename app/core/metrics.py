@@ -94,6 +94,33 @@ RECONCILE_SETTLED = Counter(
     "Payments the sweep settled with NetValve's answer.",
     registry=REGISTRY,
 )
+RECONCILE_FAILURES = Counter(
+    "netvalve_gateway_reconcile_failures_total",
+    "Payments whose settlement failed with an error in a sweep (backed off, tried again).",
+    registry=REGISTRY,
+)
+WEBHOOK_UNPROVEN = Counter(
+    "netvalve_gateway_webhook_unproven_total",
+    "Approved webhook events ignored because NetValve's own record did not prove them, by "
+    "what did not match (not_found, type, status, amount, currency, order, payment, ...).",
+    ["reason"],
+    registry=REGISTRY,
+)
+EXTRA_CHARGES = Counter(
+    "netvalve_gateway_extra_charges_total",
+    "Charges NetValve approved beyond a payment's own, by what happened: found, reversed, "
+    "reverse_failed.",
+    ["result"],
+    registry=REGISTRY,
+)
+EXTRA_CHARGES_HELD = Gauge(
+    "netvalve_gateway_extra_charges_held",
+    "Extra charges by status (open and reverse_failed are money the shopper paid that Medusa "
+    "does not show).",
+    ["status"],
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
 RECONCILE_LAST_SWEEP = Gauge(
     "netvalve_gateway_reconcile_last_sweep_timestamp_seconds",
     "Unix time the last sweep finished without error; alert when it falls behind.",

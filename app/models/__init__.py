@@ -1,6 +1,7 @@
 """Every ORM table this service owns; importing this module fills `Base.metadata`."""
 
 from app.db.base import Base
+from app.models.extra_charge import ExtraCharge, ExtraChargeStatus
 from app.models.payment import (
     AttemptOutcome,
     HpfSession,
@@ -15,6 +16,8 @@ from app.models.webhook_event import WebhookEvent, WebhookEventStatus
 __all__ = [
     "AttemptOutcome",
     "Base",
+    "ExtraCharge",
+    "ExtraChargeStatus",
     "HpfSession",
     "IdempotencyKey",
     "Operation",

@@ -84,6 +84,7 @@ class Payment(TimestampMixin, Base):
             "charged_back_minor >= 0 AND charged_back_minor <= captured_minor",
             name="charged_back_within_captured",
         ),
+        CheckConstraint("extra_charged_minor >= 0", name="extra_charged_not_negative"),
         Index(
             "ix_payments_reconcile",
             "next_reconcile_at",
@@ -125,14 +126,28 @@ class Payment(TimestampMixin, Base):
     charged_back_minor: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     """Disputed by the cardholder's bank (a CHARGEBACK webhook); refunds are unaffected."""
     charged_back_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    extra_charged_minor: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    """Approved at NetValve beyond the payment's own charge (a late or duplicate sale) and not
+    reversed yet: money the shopper paid that Medusa does not show. See `ExtraCharge`."""
     next_reconcile_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reconcile_tries: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
 
 class PaymentAttempt(Base):
-    """One call to NetValve for a payment, recorded before it is sent."""
+    """One call to NetValve for a payment, recorded before it is sent; or a transaction NetValve
+    made for the payment that the ledger learnt of later (`reason` says how)."""
 
     __tablename__ = "payment_attempts"
+    __table_args__ = (
+        # Each approved NetValve transaction is in the ledger at most once, however many
+        # answers, redeliveries, re-traced copies or operator replays name it.
+        Index(
+            "uq_payment_attempts_approved_transaction",
+            "transaction_id",
+            unique=True,
+            postgresql_where=text("outcome = 'approved' AND transaction_id IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
     payment_id: Mapped[uuid.UUID] = mapped_column(

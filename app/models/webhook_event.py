@@ -28,7 +28,8 @@ class WebhookEventStatus(StrEnum):
     IGNORED = "ignored"
     FAILED = "failed"
     PENDING_MATCH = "pending_match"
-    UNMATCHED = "unmatched"
+    UNMATCHED = "unmatched"  # no payment matched after every try
+    EXHAUSTED = "exhausted"  # could not be applied after every try: for an operator
     REJECTED = "rejected"
 
 

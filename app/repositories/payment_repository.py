@@ -22,6 +22,9 @@ from app.schemas.payment import PaymentUpdate
 
 # How long a sweeper owns a claimed payment before another may try it.
 RECONCILE_LEASE = timedelta(seconds=60)
+# `PaymentAttempt.reason` of a sale NetValve did not find after the grace, and once rechecked.
+NOT_FOUND = "not_found"
+NOT_FOUND_RECHECKED = "not_found_rechecked"
 
 
 class PaymentRepository:
@@ -152,16 +155,48 @@ class PaymentRepository:
         )
         return result.scalar_one_or_none() is not None
 
+    async def applied_elsewhere(self, transaction_id: int, attempt_id: uuid.UUID) -> bool:
+        """Whether another attempt, of any payment, already holds this approved transaction."""
+        result = await self.session.execute(
+            select(PaymentAttempt.id)
+            .where(
+                PaymentAttempt.transaction_id == transaction_id,
+                PaymentAttempt.outcome == AttemptOutcome.APPROVED,
+                PaymentAttempt.id != attempt_id,
+            )
+            .limit(1)
+        )
+        return result.scalar_one_or_none() is not None
+
+    async def applied(self, transaction_id: int) -> PaymentAttempt | None:
+        """The attempt that holds this approved NetValve transaction, if the ledger has it."""
+        result = await self.session.execute(
+            select(PaymentAttempt).where(
+                PaymentAttempt.transaction_id == transaction_id,
+                PaymentAttempt.outcome == AttemptOutcome.APPROVED,
+            )
+        )
+        return result.scalar_one_or_none()
+
+    async def attempt_for_order(self, client_order_id: str) -> PaymentAttempt | None:
+        """Our attempt that sent this clientOrderId (unique: one per attempt)."""
+        result = await self.session.execute(
+            select(PaymentAttempt).where(PaymentAttempt.client_order_id == client_order_id)
+        )
+        return result.scalar_one_or_none()
+
     async def find_for_event(
         self, client_order_id: str | None, transaction_id: int | None
     ) -> Payment | None:
-        """The payment a webhook is about: by our clientOrderId, else by any transaction id."""
+        """The payment a webhook points at: by the attempt that sent its clientOrderId, else
+        by any transaction id the ledger knows. Only a pointer: the proof comes later."""
         if client_order_id:
-            prefix = client_order_id.split("-", 1)[0]
-            try:
-                payment = await self.get(uuid.UUID(hex=prefix))
-            except ValueError:
-                payment = None
+            statement = (
+                select(Payment)
+                .join(PaymentAttempt, PaymentAttempt.payment_id == Payment.id)
+                .where(PaymentAttempt.client_order_id == client_order_id)
+            )
+            payment = (await self.session.execute(statement)).scalar_one_or_none()
             if payment is not None:
                 return payment
         if transaction_id is None:
@@ -176,6 +211,21 @@ class PaymentRepository:
             .limit(1)
         )
         return result.scalar_one_or_none()
+
+    async def not_found_to_recheck(self, before: datetime, limit: int) -> list[PaymentAttempt]:
+        """Sales and authorizations given up as "not found" before `before`, not rechecked yet:
+        a slow acquirer may have processed them after all."""
+        result = await self.session.execute(
+            select(PaymentAttempt)
+            .where(
+                PaymentAttempt.reason == NOT_FOUND,
+                PaymentAttempt.operation.in_([Operation.SALE, Operation.AUTHORIZE]),
+                PaymentAttempt.resolved_at < before,
+            )
+            .order_by(PaymentAttempt.resolved_at)
+            .limit(limit)
+        )
+        return list(result.scalars())
 
     @staticmethod
     def apply(payment: Payment, changes: PaymentUpdate) -> None:

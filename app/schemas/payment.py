@@ -68,6 +68,10 @@ class PaymentResponse(PaymentBase):
     in_progress: str | None = Field(description="A gateway operation not yet settled.")
     charged_back_amount: MoneyOut = Field(description="Disputed by the cardholder's bank.")
     charged_back_at: datetime | None
+    extra_charged_amount: MoneyOut = Field(
+        description="Approved at NetValve beyond this payment's own charge (a late or duplicate "
+        "sale) and not reversed yet: money the shopper paid that Medusa does not show."
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -86,11 +86,14 @@ class WebhookEventResponse(WebhookEventBase):
 
 
 class WebhookEventUpdate(RequestSchema):
-    """Operator changes: notes, and `received` to process the event again."""
+    """Operator changes: notes; `received` to process the event again, or `ignored` to
+    resolve it by hand (it is never retried; say why in `notes`)."""
 
     notes: PgText | None = Field(default=None, max_length=4000)
-    status: Literal["received"] | None = Field(
-        default=None, description="Only `received`, to queue the event for processing again."
+    status: Literal["received", "ignored"] | None = Field(
+        default=None,
+        description="`received` queues the event for processing again; `ignored` resolves it "
+        "by hand (an exhausted or unmatched event, once an operator has looked).",
     )
 
 

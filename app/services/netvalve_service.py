@@ -36,11 +36,15 @@ from app.clients.netvalve import (
     Unavailable,
     UnknownOutcome,
     ValidationFailed,
+    is_not_found,
+    read_record,
 )
 from app.clients.netvalve import PaymentRequest as GatewayPayment
+from app.core import metrics
 from app.core.config import CaptureMode, Settings
 from app.core.errors import AppError
 from app.core.money import UnknownCurrency, exponent, from_minor_units, normalise_currency, quantize
+from app.db.errors import is_database_down
 from app.db.medusa import MedusaCart, MedusaPaymentSession, MedusaRepository
 from app.models.payment import (
     AttemptOutcome,
@@ -51,6 +55,7 @@ from app.models.payment import (
     PaymentState,
 )
 from app.repositories.payment_repository import (
+    NOT_FOUND,
     RECONCILE_LEASE,
     HpfSessionRepository,
     PaymentRepository,
@@ -63,12 +68,14 @@ from app.schemas.netvalve import (
     StatusQuery,
 )
 from app.schemas.payment import MedusaStatus, PaymentRequest, PaymentResponse, PaymentUpdate
+from app.services.proof import ROOT_OPERATIONS, record_answer, root_mismatch
 
 log = structlog.get_logger(__name__)
 
 NETVALVE_PROVIDER_PREFIX = "pp_netvalve"
-# Attempts that NetValve cannot find are only called failed after this long: right after a
-# timeout the request may still be on its way through NetValve.
+# Attempts that NetValve cannot find are only called failed after this long (the default of
+# NETVALVE_NOT_FOUND_GRACE_SECONDS): right after a timeout the request may still be on its way
+# through NetValve. A sale it processes later still is not lost: see GatewayEventService.
 NOT_FOUND_GRACE = timedelta(seconds=60)
 HPF_SESSION_LIFETIME = timedelta(seconds=270)  # NetValve's 300 s, less a margin for the browser
 UNAVAILABLE_RETRY_DELAYS = (0.2, 0.5)
@@ -225,6 +232,7 @@ def to_response(payment: Payment) -> PaymentResponse:
         in_progress=payment.in_flight.value if payment.in_flight else None,
         charged_back_amount=money(payment.charged_back_minor),
         charged_back_at=payment.charged_back_at,
+        extra_charged_amount=money(payment.extra_charged_minor),
         created_at=payment.created_at,
         updated_at=payment.updated_at,
     )
@@ -599,7 +607,22 @@ class NetvalveService:
                 # Settled meanwhile (by the sweep, the request or a webhook): the record the
                 # winner wrote stands, its transaction id above all, which dedups webhooks.
                 return payment, False
+            named = result.transaction_id if isinstance(result, Approved | Pending) else None
+            if named is not None and await ledger.applied_elsewhere(named, attempt.id):
+                # An answer naming a transaction the ledger already holds cannot be this
+                # attempt's: it stays open and is settled from NetValve's record of our own
+                # clientOrderId instead.
+                log.warning(
+                    "payment.answer_names_known_transaction",
+                    payment_id=str(payment.id),
+                    transaction_id=named,
+                )
+                result = UnknownOutcome(
+                    operation=result.operation, http_status=200, reason="known_transaction"
+                )
             _record(attempt, result)
+            if _is_not_found(result) and attempt.client_order_id is not None:
+                attempt.reason = NOT_FOUND  # looked up once more later: see GatewayEventService
             changes = self._changes(payment, attempt, result)
             ledger.apply(payment, changes)
             await self._record_absorbed_refunds(ledger, payment, attempt, result)
@@ -626,15 +649,25 @@ class NetvalveService:
         ledger: PaymentRepository, payment: Payment, attempt: PaymentAttempt, result: NetvalveResult
     ) -> None:
         """A refund settled from NetValve's record takes the record's total, which includes
-        refunds made at NetValve that the ledger has not seen yet: record each of them as
+        refunds made at NetValve that the ledger has not seen yet. The attempt takes one refund
+        of its own amount that the ledger does not hold yet; each other one is recorded as
         applied, so that their webhooks change nothing when they arrive."""
         if attempt.operation is not Operation.REFUND or not isinstance(result, Approved):
             return
-        for transaction_id, amount_minor in result.body.get("absorbedRefunds", []):
-            if transaction_id == attempt.transaction_id or await ledger.has_applied(
-                payment.id, Operation.REFUND, transaction_id
-            ):
-                continue
+        absorbed = result.body.get("absorbedRefunds")
+        if absorbed is None:
+            return  # a direct answer: it names its own transaction
+        fresh = [
+            (transaction_id, amount_minor)
+            for transaction_id, amount_minor in absorbed
+            if await ledger.applied(transaction_id) is None
+        ]
+        if attempt.transaction_id is None:
+            own = next((item for item in reversed(fresh) if item[1] == attempt.amount_minor), None)
+            if own is not None:
+                attempt.transaction_id = own[0]
+                fresh.remove(own)
+        for transaction_id, amount_minor in fresh:
             ledger.add_attempt(
                 PaymentAttempt(
                     id=uuid.uuid4(),
@@ -709,6 +742,7 @@ class NetvalveService:
         update = PaymentUpdate()
         if operation in (Operation.SALE, Operation.AUTHORIZE):
             update.state = PaymentState.REQUIRES_PAYMENT
+            update.transaction_id = None  # a pending answer's id, now declined: no charge
         if isinstance(result, Declined):
             update.response_code = result.response_code
             update.response_message = result.response_message
@@ -802,17 +836,10 @@ class NetvalveService:
         self, payment: Payment, attempt: PaymentAttempt, *, settle_missing: bool
     ) -> NetvalveResult | None:
         """What NetValve's records say about `attempt`, as the answer it would have given."""
-        old_enough = settle_missing or _now() - attempt.created_at >= NOT_FOUND_GRACE
-        if attempt.operation in (Operation.SALE, Operation.AUTHORIZE):
-            if payment.transaction_id is not None:
-                answer = await self._client.inquiry(payment.transaction_id)
-                return answer if isinstance(answer, Approved | Pending | Declined) else None
-            found = await self._client.get_order(client_order_id=attempt.client_order_id)
-            if isinstance(found, Declined) and found.http_status == 404:
-                return _not_found(attempt) if old_enough else None
-            if not isinstance(found, Approved):
-                return None
-            return _as_payment_answer(attempt, found)
+        grace = timedelta(seconds=self._settings.netvalve_not_found_grace_seconds)
+        old_enough = settle_missing or _now() - attempt.created_at >= grace
+        if attempt.operation in ROOT_OPERATIONS:
+            return await self._root_evidence(payment, attempt, old_enough=old_enough)
         parent_id = (
             payment.settled_transaction_id
             if attempt.operation is Operation.REFUND
@@ -827,6 +854,36 @@ class NetvalveService:
         if done is not None:
             return done
         return _not_found(attempt) if old_enough else None
+
+    async def _root_evidence(
+        self, payment: Payment, attempt: PaymentAttempt, *, old_enough: bool
+    ) -> NetvalveResult | None:
+        """The sale or authorization `attempt` sent, from NetValve's record of exactly it: by
+        the transaction id NetValve gave this attempt, else by the attempt's own clientOrderId.
+        A record that is not this attempt's (another type, order, amount or currency) settles
+        nothing."""
+        if attempt.transaction_id is not None:
+            found = await self._client.get_transaction(attempt.transaction_id)
+        elif attempt.client_order_id is not None:
+            found = await self._client.get_order(client_order_id=attempt.client_order_id)
+        else:
+            # Opened by an earlier version for a webhook, never sent: nothing to wait for.
+            return _not_found(attempt)
+        if is_not_found(found):
+            return _not_found(attempt) if old_enough else None
+        record = read_record(found)
+        if record is None:
+            return None
+        mismatch = root_mismatch(record, attempt, payment.currency)
+        if mismatch is not None:
+            log.warning(
+                "reconcile.record_mismatch",
+                payment_id=str(payment.id),
+                attempt_id=str(attempt.id),
+                mismatch=mismatch,
+            )
+            return None
+        return record_answer(attempt.operation, record)
 
     async def _sync_settled(self, payment: Payment) -> Payment:
         """Nothing in flight: record what NetValve's inquiry says, without moving the state."""
@@ -858,8 +915,17 @@ class NetvalveService:
             try:
                 # Settled since the claim (by its own request or a webhook): nothing to confirm.
                 payment, settled = await self._reconcile(payment_id, confirm_settled=False)
-            except Exception:
+            except Exception as error:
+                if is_database_down(error):
+                    raise
+                # Backed off like any other try (not every minute), and counted: the payment
+                # stays visible as unsettled in the metrics until someone looks.
                 log.exception("reconcile.failed", payment_id=str(payment_id))
+                metrics.RECONCILE_FAILURES.inc()
+                async with self._ledger() as ledger:
+                    failed = await ledger.get(payment_id)
+                if failed is not None:
+                    await self._back_off(failed)
                 continue
             if settled:
                 changed += 1
@@ -878,87 +944,6 @@ class NetvalveService:
             if current is not None and current.in_flight is not None:
                 current.next_reconcile_at = _now() + timedelta(seconds=delay)
 
-    # --- webhooks ----------------------------------------------------------------------------
-
-    async def apply_event(
-        self, payment_id: uuid.UUID, operation: Operation, outcome: str, data: dict[str, Any]
-    ) -> bool | None:
-        """Apply a webhook's news: True if the ledger changed, False if it was old news, None if
-        the payment is busy with another operation, or the event overtook one it depends on
-        (retry later).
-
-        Transitions only move forward: a late AUTHORISED after a capture changes nothing, and a
-        refund's transaction id is recorded so that no redelivery counts it twice.
-        """
-        result = _event_result(operation, outcome, data)
-        async with self._ledger() as ledger:
-            payment = _present(await ledger.get(payment_id))
-            attempt = (
-                await ledger.attempt(payment.in_flight_attempt_id)
-                if payment.in_flight_attempt_id
-                else None
-            )
-        if attempt is not None and _answers(attempt, operation, result, payment.currency):
-            if isinstance(result, Pending):
-                return False
-            await self._apply(payment.id, attempt.id, result)
-            return True
-        if not isinstance(result, Approved):
-            return False
-        if payment.in_flight is not None:
-            return None
-        return await self._adopt(payment, operation, result)
-
-    async def record_chargeback(self, payment_id: uuid.UUID, data: dict[str, Any]) -> bool:
-        """Flag a captured payment as disputed. The largest disputed amount is kept, so the
-        result does not depend on the order or the repetition of chargeback events."""
-        async with self._ledger() as ledger:
-            payment = _present(await ledger.get(payment_id, for_update=True))
-            raw = data.get("amount")
-            amount = _minor(raw, payment.currency) if raw is not None else payment.captured_minor
-            disputed = min(amount, payment.captured_minor)
-            if disputed <= payment.charged_back_minor:
-                return False
-            payment.charged_back_minor = disputed
-            payment.charged_back_at = payment.charged_back_at or _now()
-            await ledger.settle(payment)
-        log.warning(
-            "payment.charged_back",
-            payment_id=str(payment.id),
-            amount_minor=payment.charged_back_minor,
-            source=data.get("chargebackSource"),
-            kind=data.get("chargebackTransactionType"),
-        )
-        return True
-
-    async def _adopt(self, payment: Payment, operation: Operation, result: Approved) -> bool | None:
-        """Record an operation done outside our requests (seen in a webhook), exactly once."""
-        try:
-            async with self._ledger() as ledger:
-                claimed = await ledger.claim(payment.id, operation, _ADOPTABLE_FROM[operation])
-                if claimed is None:
-                    current = _present(await ledger.get(payment.id))
-                    # Busy with another operation, or an earlier event (a refund's capture)
-                    # has not arrived yet: retry later. Otherwise it is old news.
-                    if current.in_flight is not None or current.state in _EARLIER[operation]:
-                        return None
-                    return False
-                # Checked after the claim, under its row lock: a twin event that won the race
-                # has committed its transaction id by now.
-                if result.transaction_id is not None and await ledger.has_applied(
-                    payment.id, operation, result.transaction_id
-                ):
-                    raise _AlreadyApplied
-                attempt = self._new_attempt(
-                    claimed, operation, _event_amount(claimed, operation, result)
-                )
-                attempt.reason = "webhook"
-                ledger.add_attempt(attempt)
-        except _AlreadyApplied:
-            return False
-        await self._apply(payment.id, attempt.id, result)
-        return True
-
     # --- status ------------------------------------------------------------------------------
 
     async def status(self, query: StatusQuery) -> ServiceResult:
@@ -972,8 +957,20 @@ class NetvalveService:
         if payment is None:
             raise PaymentNotFound
         if query.refresh:
-            payment = await self.reconcile(payment.id)
+            payment = await self._refreshed(payment)
         return ServiceResult(202 if payment.in_flight else 200, to_response(payment))
+
+    async def _refreshed(self, payment: Payment) -> Payment:
+        """The payment after a look at NetValve's records; as it is if that look fails, since
+        a status read must answer whatever NetValve or the records hold."""
+        try:
+            return await self.reconcile(payment.id)
+        except Exception as error:
+            if is_database_down(error):
+                raise
+            log.exception("payment.refresh_failed", payment_id=str(payment.id))
+            async with self._ledger() as ledger:
+                return _present(await ledger.get(payment.id))
 
     # --- hosted payment fields -----------------------------------------------------------------
 
@@ -1158,81 +1155,6 @@ def _resolved(result: NetvalveResult) -> bool:
     return not isinstance(result, Pending | UnknownOutcome) and not _already_done(result)
 
 
-def _answers(
-    attempt: PaymentAttempt, operation: Operation, result: NetvalveResult, currency: str
-) -> bool:
-    """Whether a webhook reports on this unsettled attempt of ours.
-
-    An attempt that a webhook itself opened is never answered by another webhook; a capture or
-    refund must also match in amount, so that two refunds are never taken for one.
-    """
-    if attempt.operation is not operation or attempt.reason == "webhook":
-        return False
-    if operation not in (Operation.CAPTURE, Operation.REFUND):
-        return True
-    raw = result.body.get("amount") if isinstance(result, Approved | Pending | Declined) else None
-    if raw is None or attempt.amount_minor is None:
-        return True
-    return _minor(raw, currency) == attempt.amount_minor
-
-
-# The states from which an operation seen only in a webhook can be recorded, and the states
-# that come before them: an event for a capture, refund or cancel that finds the payment in an
-# earlier state overtook the event it depends on (webhooks are not ordered), so it waits for it.
-_ADOPTABLE_FROM: dict[Operation, frozenset[PaymentState]] = {
-    Operation.SALE: frozenset({PaymentState.REQUIRES_PAYMENT, PaymentState.PENDING}),
-    Operation.AUTHORIZE: frozenset({PaymentState.REQUIRES_PAYMENT, PaymentState.PENDING}),
-    Operation.CAPTURE: frozenset({PaymentState.AUTHORIZED}),
-    Operation.REFUND: frozenset({PaymentState.CAPTURED, PaymentState.PARTIALLY_REFUNDED}),
-    Operation.CANCEL: frozenset({PaymentState.AUTHORIZED}),
-}
-_UNPAID = frozenset({PaymentState.REQUIRES_PAYMENT, PaymentState.PENDING})
-_EARLIER: dict[Operation, frozenset[PaymentState]] = {
-    Operation.SALE: frozenset(),
-    Operation.AUTHORIZE: frozenset(),
-    Operation.CAPTURE: _UNPAID,
-    Operation.REFUND: _UNPAID | {PaymentState.AUTHORIZED},
-    Operation.CANCEL: _UNPAID,
-}
-
-
-class _AlreadyApplied(Exception):
-    """Rolls back a claim whose operation the ledger already holds."""
-
-
-def _event_result(operation: Operation, outcome: str, data: dict[str, Any]) -> NetvalveResult:
-    """A webhook's data, read as the answer NetValve would have given to the request."""
-    body = {
-        "transactionID": data.get("transactionId"),
-        "cardNumber": data.get("cardNumber"),
-        "cardType": data.get("cardType"),
-        "amount": data.get("amount"),
-    }
-    kind: type[Approved | Pending | Declined] = (
-        Approved if outcome == "approved" else Pending if outcome == "pending" else Declined
-    )
-    return kind(
-        operation=operation.value,
-        http_status=200,
-        body=body,
-        response_code=data.get("responseCode"),
-        response_message=data.get("responseMessage"),
-        response_code_type=data.get("responseCodeType"),
-    )
-
-
-def _event_amount(payment: Payment, operation: Operation, result: Approved) -> int:
-    raw = result.body.get("amount")
-    amount = _minor(raw, payment.currency) if raw is not None else None
-    if operation is Operation.CAPTURE:
-        left = payment.authorized_minor - payment.captured_minor
-    elif operation is Operation.REFUND:
-        left = payment.captured_minor - payment.refunded_minor
-    else:
-        return payment.amount_minor
-    return min(amount, left) if amount is not None else left
-
-
 def _already_done(result: NetvalveResult) -> bool:
     """NetValve refused a capture, refund or cancel as already done: its record must decide."""
     return (
@@ -1240,6 +1162,10 @@ def _already_done(result: NetvalveResult) -> bool:
         and result.response_code in _ALREADY
         and result.operation in ("capture", "refund", "cancel")
     )
+
+
+def _is_not_found(result: NetvalveResult) -> bool:
+    return isinstance(result, Declined) and result.http_status == 404
 
 
 def _not_found(attempt: PaymentAttempt) -> Declined:
@@ -1250,24 +1176,6 @@ def _not_found(attempt: PaymentAttempt) -> Declined:
         response_code="GTW_2103",
         response_message="NetValve has no record of this request: it was not processed.",
         response_code_type="SOFT DECLINE",
-    )
-
-
-def _as_payment_answer(attempt: PaymentAttempt, order: Approved) -> NetvalveResult:
-    """An order record, read as the answer the lost sale or authorize would have had."""
-    body = dict(order.body)
-    body.setdefault("transactionID", body.get("netvalveID"))
-    code_type = str(body.get("responseCodeType") or "").upper()
-    kind: type[Approved | Pending | Declined] = (
-        Approved if code_type == "APPROVED" else Pending if code_type == "PENDING" else Declined
-    )
-    return kind(
-        operation=attempt.operation.value,
-        http_status=200,
-        body=body,
-        response_code=body.get("responseCode"),
-        response_message=body.get("responseMessage"),
-        response_code_type=body.get("responseCodeType"),
     )
 
 
@@ -1307,7 +1215,7 @@ def _child_done(
             for child in matching
             if str(child.get("transactionId") or "").isdigit()
         ]
-        return approved(matching[-1].get("transactionId"), refunded, absorbedRefunds=absorbed)
+        return approved(None, refunded, absorbedRefunds=absorbed)
     return None
 
 

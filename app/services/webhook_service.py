@@ -22,7 +22,7 @@ import structlog
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.clients.netvalve import Approved, Declined, NetvalveClient, Pending, as_int
+from app.clients.netvalve import as_int
 from app.core import metrics
 from app.core.config import Settings
 from app.core.errors import AppError
@@ -30,7 +30,6 @@ from app.core.logging import REDACTED, redact
 from app.db.errors import is_database_down
 from app.models.payment import Operation
 from app.models.webhook_event import WebhookEvent, WebhookEventStatus
-from app.repositories.payment_repository import PaymentRepository
 from app.repositories.webhook_event_repository import WebhookEventRepository
 from app.schemas.webhook_event import (
     WebhookEventDeleted,
@@ -39,7 +38,7 @@ from app.schemas.webhook_event import (
     WebhookEventUpdate,
     WebhookReceipt,
 )
-from app.services.netvalve_service import NetvalveService
+from app.services.gateway_events import GatewayEventService
 
 log = structlog.get_logger(__name__)
 
@@ -68,7 +67,6 @@ EVENTS: dict[str, tuple[Operation | None, str]] = {
     "REBILL_PENDING": (None, "pending"),
     "CHARGEBACK": (None, "chargeback"),
 }
-_CONFIRMS = {"approved": (Approved,), "failed": (Declined,), "pending": (Pending, Approved)}
 
 
 class WebhookStoreUnavailable(AppError):
@@ -154,13 +152,11 @@ class WebhookService:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
-        client: NetvalveClient,
-        payments: NetvalveService,
+        events: GatewayEventService,
         settings: Settings,
     ) -> None:
         self._sessionmaker = sessionmaker
-        self._client = client
-        self._payments = payments
+        self._events = events
         self._settings = settings
 
     # --- intake ------------------------------------------------------------------------------
@@ -264,45 +260,21 @@ class WebhookService:
         if event.payload is None or event.event_name not in EVENTS:
             return WebhookEventStatus.REJECTED, "not a NetValve event", None
         operation, outcome = EVENTS[event.event_name]
-        data: dict[str, Any] = event.payload["data"]
         if operation is None and outcome != "chargeback":
             return WebhookEventStatus.IGNORED, "rebills are not made by this service", None
-        async with self._sessionmaker.begin() as session:
-            payment = await PaymentRepository(session).find_for_event(
-                event.client_order_id, event.transaction_id
-            )
-        if payment is None:
+        data: dict[str, Any] = event.payload["data"]
+        result = await self._events.apply(operation, outcome, _float_free(data))
+        exhausted = event.attempts >= self._settings.webhook_max_attempts
+        if result.result == "unmatched":
             # It may have arrived before our own commit: try again later, then give up loudly.
-            if event.attempts >= self._settings.webhook_max_attempts:
+            if exhausted:
                 return WebhookEventStatus.UNMATCHED, "no payment matches after all retries", None
             return WebhookEventStatus.PENDING_MATCH, "no payment matches yet", None
-        if operation is None:  # a chargeback: a flag on the payment, not a money movement
-            flagged = await self._payments.record_chargeback(payment.id, _float_free(data))
-            if not flagged:
-                return WebhookEventStatus.IGNORED, "no larger chargeback than recorded", payment.id
-            return WebhookEventStatus.PROCESSED, None, payment.id
-        if self._settings.netvalve_webhook_verify_with_inquiry and event.transaction_id:
-            confirmation = await self._client.inquiry(event.transaction_id)
-            if not isinstance(confirmation, Approved | Pending | Declined):
-                return WebhookEventStatus.FAILED, "inquiry gave no answer; will retry", payment.id
-            if not isinstance(confirmation, _CONFIRMS[outcome]):
-                return (
-                    WebhookEventStatus.IGNORED,
-                    f"not confirmed by /inquiry ({confirmation.response_code})",
-                    payment.id,
-                )
-        changed = await self._payments.apply_event(
-            payment.id, operation, outcome, _float_free(data)
-        )
-        if changed is None:
-            return (
-                WebhookEventStatus.FAILED,
-                "the payment is busy, or an earlier event has not arrived; will retry",
-                payment.id,
-            )
-        if not changed:
-            return WebhookEventStatus.IGNORED, "nothing new for the ledger", payment.id
-        return WebhookEventStatus.PROCESSED, None, payment.id
+        if result.result == "retry":
+            return WebhookEventStatus.FAILED, f"{result.reason}; will retry", result.payment_id
+        if result.result == "ignored":
+            return WebhookEventStatus.IGNORED, result.reason, result.payment_id
+        return WebhookEventStatus.PROCESSED, None, result.payment_id
 
     async def _finish(
         self,
@@ -312,6 +284,17 @@ class WebhookService:
         payment_id: uuid.UUID | None,
     ) -> WebhookEvent:
         now = datetime.now(UTC)
+        if (
+            status is WebhookEventStatus.FAILED
+            and event.attempts >= self._settings.webhook_max_attempts
+        ):
+            # Bounded: an event that cannot be applied after every try stops retrying and waits
+            # for an operator (requeue or resolve through the operator API), counted by status.
+            status, error = (
+                WebhookEventStatus.EXHAUSTED,
+                f"gave up after {event.attempts} tries: {error}",
+            )
+            log.error("webhook.exhausted", event_id=str(event.id), error=error)
         retry = status in (WebhookEventStatus.PENDING_MATCH, WebhookEventStatus.FAILED)
         backoff = self._settings.webhook_retry_base_seconds * 2 ** max(event.attempts - 1, 0)
         async with self._sessionmaker.begin() as session:
@@ -383,6 +366,11 @@ class WebhookService:
                 event.status = WebhookEventStatus.RECEIVED
                 event.next_attempt_at = None
                 event.attempts = 0
+            elif changes.status == "ignored":
+                # An operator resolved it: it is never retried, and the note says why.
+                event.status = WebhookEventStatus.IGNORED
+                event.next_attempt_at = None
+                event.processed_at = event.processed_at or datetime.now(UTC)
             await session.flush()
             await session.refresh(event)
             return WebhookEventResponse.model_validate(event)

@@ -63,8 +63,8 @@ async def stop(lifespan: AsyncIterator[Any]) -> None:
 
 @pytest_asyncio.fixture
 async def queued(api_factory: ApiFactory) -> AsyncIterator[Api]:
-    """A paid payment and EVENTS stored webhooks about it, each of which takes an /inquiry
-    that the sandbox answers slowly."""
+    """A paid payment and EVENTS stored webhooks about it, each of which takes a GET
+    /transaction (its proof) that the sandbox answers slowly."""
     api: Api = await api_factory(**WEBHOOKS)
     paid = await api.pay(await api.medusa_session())
     assert paid.status_code == 200, paid.text
@@ -72,7 +72,8 @@ async def queued(api_factory: ApiFactory) -> AsyncIterator[Api]:
         body = event("PURCHASED", transactionId=paid.json()["transaction_id"], amount=44.00)
         assert (await deliver(api, body)).json()["status"] == "stored"
     await api.sandbox.admin.post(
-        "/_sandbox/faults", json={"path": "/inquiry", "kind": "latency", "latency_ms": INQUIRY_MS}
+        "/_sandbox/faults",
+        json={"path": "/transaction", "kind": "latency", "latency_ms": INQUIRY_MS},
     )
     yield api
     await api.medusa.execute("DELETE FROM webhook_events")
@@ -119,10 +120,10 @@ async def test_past_the_grace_period_the_worker_is_cancelled_and_its_claim_hande
 ):
     await queued.sandbox.admin.delete("/_sandbox/faults")
     await queued.sandbox.admin.post(
-        "/_sandbox/faults", json={"path": "/inquiry", "kind": "hang", "hang_seconds": 4}
+        "/_sandbox/faults", json={"path": "/transaction", "kind": "hang", "hang_seconds": 4}
     )
     worker = await worker_app(queued, sandbox_url, database_url, shutdown_grace_seconds=0.3)
-    for _ in range(100):  # the worker has claimed the batch and sits in its first /inquiry
+    for _ in range(100):  # the worker has claimed the batch and sits in its first /transaction
         if any(row["attempts"] for row in await inbox(queued)):
             break
         await asyncio.sleep(0.02)

@@ -3,6 +3,7 @@ from fastapi import APIRouter
 from app.api.v1.endpoints.netvalve import (
     cancel,
     capture,
+    extra_charges,
     hpf,
     payment,
     refund,
@@ -12,5 +13,15 @@ from app.api.v1.endpoints.netvalve import (
 )
 
 router = APIRouter(prefix="/api/v1/netvalve", tags=["netvalve"])
-for module in (hpf, payment, capture, refund, cancel, status, webhook, webhook_events):
+for module in (
+    hpf,
+    payment,
+    capture,
+    refund,
+    cancel,
+    status,
+    webhook,
+    webhook_events,
+    extra_charges,
+):
     router.include_router(module.router)

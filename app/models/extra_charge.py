@@ -1,0 +1,71 @@
+"""Money NetValve holds for a payment beyond the payment's own charge.
+
+A sale or authorization approved at NetValve that is not the payment's recorded charge: the late
+answer of an attempt the ledger had given up on (processed after the not-found grace), or a
+second approval after a retry. The ledger never hides it: it is recorded here and on the payment
+(`extra_charged_minor`), shown by `/status`, counted in metrics and listed for operators, and it
+is reversed (void or full refund) automatically when `NETVALVE_REVERSE_EXTRA_CHARGES` asks for it,
+or by an operator through the API.
+"""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, DateTime, Enum, ForeignKey, Integer, String, Text
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, TimestampMixin
+from app.models.payment import Operation
+
+
+class ExtraChargeStatus(StrEnum):
+    OPEN = "open"  # money held: nobody has reversed it yet
+    REVERSING = "reversing"  # a void or refund is on its way to NetValve
+    REVERSED = "reversed"  # voided or fully refunded at NetValve
+    REVERSE_FAILED = "reverse_failed"  # NetValve refused, or its answer was lost: retry is safe
+
+
+class ExtraCharge(TimestampMixin, Base):
+    __tablename__ = "extra_charges"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    payment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("payments.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    attempt_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("payment_attempts.id", ondelete="RESTRICT")
+    )
+    transaction_id: Mapped[int] = mapped_column(BigInteger, nullable=False, unique=True)
+    operation: Mapped[Operation] = mapped_column(
+        Enum(
+            Operation,
+            name="extra_charge_operation",
+            native_enum=False,
+            create_constraint=True,
+            length=24,
+            values_callable=lambda members: [member.value for member in members],
+        ),
+        nullable=False,
+    )
+    amount_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    status: Mapped[ExtraChargeStatus] = mapped_column(
+        Enum(
+            ExtraChargeStatus,
+            name="extra_charge_status",
+            native_enum=False,
+            create_constraint=True,
+            length=24,
+            values_callable=lambda members: [member.value for member in members],
+        ),
+        nullable=False,
+        server_default=ExtraChargeStatus.OPEN.value,
+        index=True,
+    )
+    reversal_transaction_id: Mapped[int | None] = mapped_column(BigInteger)
+    reverse_tries: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    detail: Mapped[str | None] = mapped_column(Text)
+    """How it was found, and the last reversal's outcome."""
+    reversed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
