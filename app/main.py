@@ -18,6 +18,7 @@ from app import VERSION
 from app.api import health
 from app.api import metrics as metrics_api
 from app.api.deps import (
+    build_extra_charge_service,
     build_gateway_event_service,
     build_netvalve_service,
     build_webhook_service,
@@ -60,6 +61,7 @@ async def _sweep_forever(resources: Resources, stop: asyncio.Event) -> None:
     """Settle unknown and pending gateway outcomes at the configured pace, until `stop`."""
     service = build_netvalve_service(resources)
     events = build_gateway_event_service(resources)
+    extra_charges = build_extra_charge_service(resources)
     while not stop.is_set():
         await _pause(stop, resources.settings.reconcile_interval_seconds)
         if stop.is_set():
@@ -67,6 +69,7 @@ async def _sweep_forever(resources: Resources, stop: asyncio.Event) -> None:
         try:
             settled = await service.sweep_once(stop=stop)
             settled += await events.recheck_not_found()
+            await extra_charges.resume_reversals()
         except Exception:
             metrics.RECONCILE_SWEEPS.labels("failed").inc()
             log.exception("reconcile.sweep_failed")

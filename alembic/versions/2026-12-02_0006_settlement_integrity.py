@@ -60,6 +60,7 @@ def upgrade() -> None:
         sa.Column("amount_minor", sa.BigInteger(), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("status", sa.String(length=24), server_default="open", nullable=False),
+        sa.Column("reversed_minor", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("reversal_transaction_id", sa.BigInteger(), nullable=True),
         sa.Column("reverse_tries", sa.Integer(), server_default="0", nullable=False),
         sa.Column("detail", sa.Text(), nullable=True),

@@ -10,6 +10,7 @@ from app.core.config import Settings
 from app.core.state import Resources
 from app.db.medusa import MedusaRepository
 from app.db.session import session_scope
+from app.services.extra_charges import ExtraChargeService
 from app.services.gateway_events import GatewayEventService
 from app.services.idempotency_service import IdempotencyService
 from app.services.netvalve_service import NetvalveService
@@ -86,6 +87,20 @@ async def get_gateway_event_service(resources: ResourcesDep) -> GatewayEventServ
 
 
 GatewayEventServiceDep = Annotated[GatewayEventService, Depends(get_gateway_event_service)]
+
+
+def build_extra_charge_service(resources: Resources) -> ExtraChargeService:
+    settings = resources.settings
+    return ExtraChargeService(
+        resources.sessionmaker, NetvalveClient(resources.http_client, settings), settings
+    )
+
+
+async def get_extra_charge_service(resources: ResourcesDep) -> ExtraChargeService:
+    return build_extra_charge_service(resources)
+
+
+ExtraChargeServiceDep = Annotated[ExtraChargeService, Depends(get_extra_charge_service)]
 
 
 def build_webhook_service(resources: Resources) -> WebhookService:

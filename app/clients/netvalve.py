@@ -207,6 +207,8 @@ class TransactionRecord:
     response_code: str | None = None
     response_message: str | None = None
     response_code_type: str | None = None
+    status: str | None = None
+    created: str | None = None
     card_number: str | None = None
     card_type: str | None = None
     chargebacks: tuple[Decimal, ...] = ()
@@ -254,6 +256,8 @@ def _record(body: Mapping[str, Any], parent: TransactionRecord | None) -> Transa
         response_code=_text_or_none(body.get("responseCode")),
         response_message=_text_or_none(body.get("responseMessage")),
         response_code_type=_text_or_none(body.get("responseCodeType")),
+        status=_text_or_none(body.get("status")),
+        created=_text_or_none(body.get("createdDate")),
         card_number=_text_or_none(body.get("cardNumber")),
         card_type=_text_or_none(body.get("cardType")),
         chargebacks=tuple(

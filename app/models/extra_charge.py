@@ -23,7 +23,7 @@ from app.models.payment import Operation
 class ExtraChargeStatus(StrEnum):
     OPEN = "open"  # money held: nobody has reversed it yet
     REVERSING = "reversing"  # a void or refund is on its way to NetValve
-    REVERSED = "reversed"  # voided or fully refunded at NetValve
+    REVERSED = "reversed"  # voided, fully refunded or charged back at NetValve
     REVERSE_FAILED = "reverse_failed"  # NetValve refused, or its answer was lost: retry is safe
 
 
@@ -64,6 +64,8 @@ class ExtraCharge(TimestampMixin, Base):
         server_default=ExtraChargeStatus.OPEN.value,
         index=True,
     )
+    reversed_minor: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    """Given back so far (refunds of a sale can come in parts); reversed once it is all."""
     reversal_transaction_id: Mapped[int | None] = mapped_column(BigInteger)
     reverse_tries: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     detail: Mapped[str | None] = mapped_column(Text)

@@ -2,8 +2,9 @@
 
 import uuid
 from collections.abc import Collection
+from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.extra_charge import ExtraCharge, ExtraChargeStatus
@@ -29,7 +30,7 @@ class ExtraChargeRepository:
         )
         return result.scalar_one_or_none()
 
-    async def list(
+    async def search(
         self,
         *,
         status: ExtraChargeStatus | None,
@@ -44,16 +45,45 @@ class ExtraChargeRepository:
         return list((await self.session.execute(statement)).scalars())
 
     async def claim_for_reversal(
-        self, charge_id: uuid.UUID, from_states: Collection[ExtraChargeStatus]
+        self,
+        charge_id: uuid.UUID,
+        from_states: Collection[ExtraChargeStatus],
+        stale_before: datetime,
     ) -> ExtraCharge | None:
-        """Mark the charge as being reversed; None if another caller has it, or it is done."""
+        """Mark the charge as being reversed; None if another caller has it, or it is done. A
+        reversal whose caller died (`reversing` since before `stale_before`) is taken over:
+        reversing again is safe, NetValve takes one full refund or void of a transaction."""
+        stale = and_(
+            ExtraCharge.status == ExtraChargeStatus.REVERSING,
+            ExtraCharge.updated_at < stale_before,
+        )
         return await self.session.scalar(
             update(ExtraCharge)
-            .where(ExtraCharge.id == charge_id, ExtraCharge.status.in_(list(from_states)))
+            .where(
+                ExtraCharge.id == charge_id,
+                or_(ExtraCharge.status.in_(list(from_states)), stale),
+            )
             .values(status=ExtraChargeStatus.REVERSING, reverse_tries=ExtraCharge.reverse_tries + 1)
             .returning(ExtraCharge)
             .execution_options(synchronize_session=False, populate_existing=True)
         )
+
+    async def to_resume(
+        self, stale_before: datetime, *, open_too: bool, limit: int
+    ) -> list[uuid.UUID]:
+        """Reversals whose caller died, and (with `open_too`) charges still to reverse."""
+        wanted = [
+            and_(
+                ExtraCharge.status == ExtraChargeStatus.REVERSING,
+                ExtraCharge.updated_at < stale_before,
+            )
+        ]
+        if open_too:
+            wanted.append(ExtraCharge.status == ExtraChargeStatus.OPEN)
+        result = await self.session.execute(
+            select(ExtraCharge.id).where(or_(*wanted)).order_by(ExtraCharge.created_at).limit(limit)
+        )
+        return list(result.scalars())
 
     async def count_by_status(self) -> dict[ExtraChargeStatus, tuple[int, int]]:
         """Per status: how many, and their total in minor units (all currencies together)."""

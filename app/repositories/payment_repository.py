@@ -140,21 +140,6 @@ class PaymentRepository:
         )
         return list(result.scalars())
 
-    async def has_applied(
-        self, payment_id: uuid.UUID, operation: Operation, transaction_id: int
-    ) -> bool:
-        result = await self.session.execute(
-            select(PaymentAttempt.id)
-            .where(
-                PaymentAttempt.payment_id == payment_id,
-                PaymentAttempt.operation == operation,
-                PaymentAttempt.transaction_id == transaction_id,
-                PaymentAttempt.outcome == AttemptOutcome.APPROVED,
-            )
-            .limit(1)
-        )
-        return result.scalar_one_or_none() is not None
-
     async def applied_elsewhere(self, transaction_id: int, attempt_id: uuid.UUID) -> bool:
         """Whether another attempt, of any payment, already holds this approved transaction."""
         result = await self.session.execute(

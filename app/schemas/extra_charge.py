@@ -27,6 +27,7 @@ class ExtraChargeResponse(ExtraChargeBase):
     status: ExtraChargeStatus = Field(
         description="open (held), reversing, reversed, or reverse_failed (safe to retry)."
     )
+    reversed_amount: MoneyOut = Field(description="Given back so far (refunds may come in parts).")
     reversal_transaction_id: int | None = Field(description="NetValve's void or refund.")
     reverse_tries: int
     detail: str | None = Field(description="How it was found; the last reversal's outcome.")

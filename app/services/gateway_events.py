@@ -31,8 +31,6 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clients.netvalve import (
-    Approved,
-    Declined,
     NetvalveClient,
     TransactionRecord,
     as_int,
@@ -41,12 +39,12 @@ from app.clients.netvalve import (
 )
 from app.core import metrics
 from app.core.config import Settings
-from app.core.errors import AppError
 from app.core.money import from_minor_units
 from app.models.extra_charge import ExtraCharge, ExtraChargeStatus
 from app.models.payment import AttemptOutcome, Operation, Payment, PaymentAttempt, PaymentState
 from app.repositories.extra_charge_repository import ExtraChargeRepository
 from app.repositories.payment_repository import NOT_FOUND_RECHECKED, PaymentRepository
+from app.services.extra_charges import ExtraChargeService, give_back
 from app.services.netvalve_service import NetvalveService
 from app.services.proof import RECORD_KINDS, ROOT_OPERATIONS, minor_of, root_mismatch
 
@@ -66,15 +64,6 @@ _EARLIER: dict[Operation, frozenset[PaymentState]] = {
     Operation.REFUND: _UNPAID | {PaymentState.AUTHORIZED},
     Operation.CANCEL: _UNPAID,
 }
-_REVERSIBLE = (ExtraChargeStatus.OPEN, ExtraChargeStatus.REVERSE_FAILED)
-_ALREADY_REVERSED = {"GTW_2045", "GTW_2047"}
-
-
-class ExtraChargeNotFound(AppError):
-    """No extra charge has that id."""
-
-    status_code = 404
-    message = "No extra charge has that id."
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +88,17 @@ class _Retry:
 
 
 @dataclass(frozen=True, slots=True)
+class _Proven:
+    record: TransactionRecord
+    picked_fresh: bool = False
+    """Found through the order (no transaction id) as one the ledger did not hold yet."""
+
+
+@dataclass(frozen=True, slots=True)
 class _Applied:
     outcome: EventOutcome
     extra_charge_id: uuid.UUID | None = None
+    already: bool = False  # the ledger held the transaction already
 
 
 class GatewayEventService:
@@ -116,6 +113,7 @@ class GatewayEventService:
         self._client = client
         self._payments = payments
         self._settings = settings
+        self._extra = ExtraChargeService(sessionmaker, client, settings)
 
     async def apply(
         self, operation: Operation | None, outcome: str, data: dict[str, Any]
@@ -151,13 +149,17 @@ class GatewayEventService:
                 return EventOutcome(
                     "retry", "the payment has an operation NetValve has not settled", payment.id
                 )
-            if await self._held_by(proven.transaction_id) == open_attempt:
+            if await self._held_by(proven.record.transaction_id) == open_attempt:
                 return EventOutcome(
                     "applied", "settled the open operation from NetValve's record", payment.id
                 )
-        applied = await self._apply_proven(payment.id, operation, proven)
+        applied = await self._apply_proven(payment.id, operation, proven.record)
+        if applied.already and proven.picked_fresh:
+            # Without an id, the event was read as a transaction of its order that the ledger
+            # lacked; a twin event took that very one meanwhile: read the order again.
+            return EventOutcome("retry", "a twin event took the same transaction", payment.id)
         if applied.extra_charge_id is not None and self._settings.netvalve_reverse_extra_charges:
-            await self.reverse_extra_charge(applied.extra_charge_id)
+            await self._extra.reverse(applied.extra_charge_id)
         return applied.outcome
 
     async def _held_by(self, transaction_id: int) -> uuid.UUID | None:
@@ -186,7 +188,7 @@ class GatewayEventService:
 
     async def _prove(
         self, operation: Operation | None, data: dict[str, Any], payment: Payment
-    ) -> TransactionRecord | _Unproven | _Retry:
+    ) -> _Proven | _Unproven | _Retry:
         """NetValve's record of the transaction the event names, if it proves the event."""
         amount = _amount(data.get("amount"))
         if amount is None:
@@ -194,6 +196,7 @@ class GatewayEventService:
         kind = RECORD_KINDS[operation] if operation is not None else None
         transaction_id = as_int(data.get("transactionId"))
         client_order_id = _text(data.get("clientOrderId"))
+        fresh = False
         if transaction_id is not None:
             found = await self._client.get_transaction(transaction_id)
             if is_not_found(found):
@@ -216,22 +219,29 @@ class GatewayEventService:
                 return _Unproven(
                     "order", f"NetValve's order {client_order_id!r} holds no approved {what}"
                 )
-            record = picked
+            record, fresh = picked
         else:
             return _Unproven("reference", "the event names neither a transaction nor an order")
         mismatch = _mismatch(record, kind, amount, data, payment.currency)
         if mismatch is not None:
             return mismatch
-        return await self._belongs(record, kind, payment)
+        belongs = await self._belongs(record, kind, payment)
+        return _Proven(belongs, fresh) if isinstance(belongs, TransactionRecord) else belongs
 
     async def _pick(
         self, order: TransactionRecord, kind: str | None, amount: Decimal
-    ) -> TransactionRecord | None:
+    ) -> tuple[TransactionRecord, bool] | None:
         """The transaction of an order an event without transactionId is about: one of its
-        type and amount that the ledger does not hold yet, else one it holds (a repeat)."""
+        type and amount that the ledger does not hold yet (True), else one it holds (False)."""
+        records = [order, *order.children]
+        if kind == "REFUND":
+            # A captured authorization's refunds hang under its capture, not the order.
+            for capture in [child for child in order.children if child.kind == "CAPTURE"]:
+                found = read_record(await self._client.get_transaction(capture.transaction_id))
+                records += found.children if found is not None else ()
         candidates = [
             record
-            for record in (order, *order.children)
+            for record in records
             if (
                 amount in record.chargebacks
                 if kind is None
@@ -241,9 +251,9 @@ class GatewayEventService:
         async with self._sessionmaker.begin() as session:
             ledger = PaymentRepository(session)
             for record in candidates:
-                if kind is None or await ledger.applied(record.transaction_id) is None:
-                    return record
-        return candidates[0] if candidates else None
+                if kind is not None and await ledger.applied(record.transaction_id) is None:
+                    return record, True
+        return (candidates[0], False) if candidates else None
 
     async def _belongs(
         self, record: TransactionRecord, kind: str | None, payment: Payment
@@ -252,9 +262,13 @@ class GatewayEventService:
         not_ours = _Unproven(
             "payment", f"NetValve's transaction {record.transaction_id} is not this payment's"
         )
-        if kind is None:  # a chargeback disputes the payment's sale or capture
+        if kind is None:  # a chargeback disputes the payment's sale or capture, or an extra one
             ours = {payment.transaction_id, payment.settled_transaction_id} - {None}
-            return record if record.transaction_id in ours else not_ours
+            if record.transaction_id in ours:
+                return record
+            async with self._sessionmaker.begin() as session:
+                extra = await ExtraChargeRepository(session).for_transaction(record.transaction_id)
+            return record if extra is not None and extra.payment_id == payment.id else not_ours
         if kind in ("SALE", "AUTHORIZATION"):
             async with self._sessionmaker.begin() as session:
                 attempt = await PaymentRepository(session).attempt_for_order(
@@ -319,7 +333,11 @@ class GatewayEventService:
                 return _Applied(
                     EventOutcome("retry", "another operation started on the payment", payment.id)
                 )
+            extras = ExtraChargeRepository(session)
             if operation is None:
+                disputed = await extras.for_transaction(record.transaction_id)
+                if disputed is not None:  # the cardholder's bank took an extra charge back
+                    return _Applied(_charged_back_extra(payment, disputed, record))
                 return _Applied(self._apply_chargeback(payment, record))
             if await ledger.applied(record.transaction_id) is not None:
                 return _Applied(
@@ -327,11 +345,12 @@ class GatewayEventService:
                         "ignored",
                         f"NetValve's transaction {record.transaction_id} is already in the ledger",
                         payment.id,
-                    )
+                    ),
+                    already=True,
                 )
             if operation in ROOT_OPERATIONS:
                 return await self._apply_root(session, payment, record)
-            extra = await ExtraChargeRepository(session).for_transaction(record.parent_id or 0)
+            extra = await extras.for_transaction(record.parent_id or 0)
             if extra is not None and extra.payment_id == payment.id:
                 return _Applied(_reversed_outside(ledger, payment, extra, operation, record))
             return _Applied(self._apply_child(ledger, payment, operation, record))
@@ -351,7 +370,9 @@ class GatewayEventService:
         attempt.response_code = record.response_code
         attempt.response_message = record.response_message
         attempt.resolved_at = attempt.resolved_at or _now()
-        if payment.state is PaymentState.REQUIRES_PAYMENT and amount <= payment.amount_minor:
+        # The charge only if it is for what the payment costs now: a late sale of an earlier
+        # amount (the cart changed since) must not show the payment as paid.
+        if payment.state is PaymentState.REQUIRES_PAYMENT and amount == payment.amount_minor:
             sale = attempt.operation is Operation.SALE
             attempt.reason = "late_approval"
             payment.state = PaymentState.CAPTURED if sale else PaymentState.AUTHORIZED
@@ -464,88 +485,6 @@ class GatewayEventService:
         log.warning("payment.charged_back", payment_id=str(payment.id), amount_minor=disputed)
         return EventOutcome("applied", None, payment.id)
 
-    # --- extra charges -----------------------------------------------------------------------
-
-    async def reverse_extra_charge(self, charge_id: uuid.UUID) -> ExtraCharge:
-        """Void (an authorization) or fully refund (a sale) an extra charge at NetValve. Safe to
-        repeat: NetValve takes one full refund or one void of a transaction, then answers
-        "already", which is checked against its record."""
-        async with self._sessionmaker.begin() as session:
-            repository = ExtraChargeRepository(session)
-            charge = await repository.claim_for_reversal(charge_id, _REVERSIBLE)
-            if charge is None:
-                current = await repository.get(charge_id)
-                if current is None:
-                    raise ExtraChargeNotFound
-                return current
-        if charge.operation is Operation.AUTHORIZE:
-            result = await self._client.cancel(charge.transaction_id)
-        else:
-            result = await self._client.refund(charge.transaction_id)
-        reversed_by: int | None = None
-        if isinstance(result, Approved):
-            done, reversed_by = True, result.transaction_id
-        elif isinstance(result, Declined) and result.response_code in _ALREADY_REVERSED:
-            record = read_record(await self._client.get_transaction(charge.transaction_id))
-            done = record is not None and _record_reversed(record)
-        else:
-            done = False
-        return await self._finish_reversal(charge.id, done, reversed_by, result)
-
-    async def _finish_reversal(
-        self, charge_id: uuid.UUID, done: bool, reversed_by: int | None, result: object
-    ) -> ExtraCharge:
-        async with self._sessionmaker.begin() as session:
-            charge = await ExtraChargeRepository(session).get(charge_id)
-            if charge is None:  # pragma: no cover - extra charges are never deleted
-                raise ExtraChargeNotFound
-            ledger = PaymentRepository(session)
-            payment = await ledger.get(charge.payment_id, for_update=True)
-            if done and payment is not None:
-                charge.status = ExtraChargeStatus.REVERSED
-                charge.reversal_transaction_id = reversed_by
-                charge.reversed_at = _now()
-                charge.detail = "reversed at NetValve"
-                payment.extra_charged_minor -= charge.amount_minor
-                if reversed_by is not None:
-                    operation = (
-                        Operation.CANCEL
-                        if charge.operation is Operation.AUTHORIZE
-                        else Operation.REFUND
-                    )
-                    ledger.add_attempt(
-                        PaymentAttempt(
-                            id=uuid.uuid4(),
-                            payment_id=payment.id,
-                            operation=operation,
-                            amount_minor=charge.amount_minor,
-                            outcome=AttemptOutcome.APPROVED,
-                            transaction_id=reversed_by,
-                            reason="extra_charge_reversal",
-                            resolved_at=_now(),
-                        )
-                    )
-                metrics.EXTRA_CHARGES.labels("reversed").inc()
-            else:
-                charge.status = ExtraChargeStatus.REVERSE_FAILED
-                charge.detail = f"the reversal was not confirmed: {_describe(result)}"
-                metrics.EXTRA_CHARGES.labels("reverse_failed").inc()
-            await session.flush()
-        log.warning(
-            "payment.extra_charge_reversal",
-            charge_id=str(charge_id),
-            status=charge.status.value,
-        )
-        return charge
-
-    async def list_extra_charges(
-        self, *, status: ExtraChargeStatus | None, payment_id: uuid.UUID | None, limit: int
-    ) -> list[ExtraCharge]:
-        async with self._sessionmaker.begin() as session:
-            return await ExtraChargeRepository(session).list(
-                status=status, payment_id=payment_id, limit=limit
-            )
-
     # --- the sweep's second look -------------------------------------------------------------
 
     async def recheck_not_found(self, limit: int = 20) -> int:
@@ -575,7 +514,7 @@ class GatewayEventService:
                     return False
                 applied = outcome.outcome.result == "applied"
                 if outcome.extra_charge_id and self._settings.netvalve_reverse_extra_charges:
-                    await self.reverse_extra_charge(outcome.extra_charge_id)
+                    await self._extra.reverse(outcome.extra_charge_id)
         async with self._sessionmaker.begin() as session:
             current = await PaymentRepository(session).attempt(attempt.id)
             if current is not None and current.reason == attempt.reason:
@@ -632,8 +571,12 @@ def _mismatch(
                 "amount", f"NetValve's {tid} is for {record.amount}, the event says {amount}"
             )
     event_currency = _text(data.get("currency"))
-    if record.currency != currency or (event_currency and event_currency.upper() != currency):
+    if record.currency != currency:
         return _Unproven("currency", f"NetValve's {tid} is in {record.currency}, not {currency}")
+    if event_currency and event_currency.upper() != currency:
+        return _Unproven(
+            "currency", f"the event says {event_currency}, NetValve's {tid} {currency}"
+        )
     if record.amount is None or minor_of(record.amount, currency) is None:
         return _Unproven("amount", f"NetValve's {tid} has no amount in {currency}")
     named = _text(data.get("clientOrderId"))
@@ -690,32 +633,21 @@ def _reversed_outside(
     operation: Operation,
     record: TransactionRecord,
 ) -> EventOutcome:
-    """A void or refund of an extra charge made at NetValve (by an operator, or ours)."""
+    """A void or refund of an extra charge made at NetValve (by an operator, or ours); refunds
+    may come in parts, and the charge is reversed once they add up to it."""
     amount = _minor(record, payment) or 0
     ledger.add_attempt(_recorded(payment, operation, amount, record, "extra_charge_reversal"))
+    given = charge.amount_minor if operation is Operation.CANCEL else amount
+    give_back(payment, charge, given, record.transaction_id)
+    return EventOutcome("applied", "a reversal of an extra charge", payment.id)
+
+
+def _charged_back_extra(
+    payment: Payment, charge: ExtraCharge, record: TransactionRecord
+) -> EventOutcome:
+    """The bank took the extra charge back: no longer held, and never to be refunded too."""
     if charge.status is ExtraChargeStatus.REVERSED:
-        return EventOutcome("ignored", "the extra charge is already reversed", payment.id)
-    if operation is Operation.REFUND and amount != charge.amount_minor:
-        return EventOutcome("ignored", "a partial refund of an extra charge", payment.id)
-    charge.status = ExtraChargeStatus.REVERSED
-    charge.reversal_transaction_id = record.transaction_id
-    charge.reversed_at = _now()
-    payment.extra_charged_minor -= charge.amount_minor
-    metrics.EXTRA_CHARGES.labels("reversed").inc()
-    return EventOutcome("applied", "an extra charge reversed at NetValve", payment.id)
-
-
-def _record_reversed(record: TransactionRecord) -> bool:
-    refunds = sum(
-        (child.amount or Decimal(0))
-        for child in record.children
-        if child.kind == "REFUND" and child.approved
-    )
-    cancelled = any(child.kind == "CANCEL" and child.approved for child in record.children)
-    return cancelled or (record.amount is not None and refunds >= record.amount)
-
-
-def _describe(result: object) -> str:
-    code = getattr(result, "response_code", None)
-    reason = getattr(result, "reason", None)
-    return f"{type(result).__name__}{f' {code}' if code else ''}{f' ({reason})' if reason else ''}"
+        return EventOutcome("ignored", "the extra charge is reversed already", payment.id)
+    give_back(payment, charge, charge.amount_minor, None)
+    charge.detail = f"charged back by the cardholder's bank ({max(record.chargebacks)})"
+    return EventOutcome("applied", "a chargeback of an extra charge", payment.id)

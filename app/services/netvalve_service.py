@@ -33,6 +33,7 @@ from app.clients.netvalve import (
     NetvalveConfigurationError,
     NetvalveResult,
     Pending,
+    TransactionRecord,
     Unavailable,
     UnknownOutcome,
     ValidationFailed,
@@ -68,15 +69,23 @@ from app.schemas.netvalve import (
     StatusQuery,
 )
 from app.schemas.payment import MedusaStatus, PaymentRequest, PaymentResponse, PaymentUpdate
-from app.services.proof import ROOT_OPERATIONS, record_answer, root_mismatch
+from app.services.proof import (
+    RECORD_KINDS,
+    ROOT_OPERATIONS,
+    minor_of,
+    record_answer,
+    root_mismatch,
+)
 
 log = structlog.get_logger(__name__)
 
 NETVALVE_PROVIDER_PREFIX = "pp_netvalve"
-# Attempts that NetValve cannot find are only called failed after this long (the default of
-# NETVALVE_NOT_FOUND_GRACE_SECONDS): right after a timeout the request may still be on its way
-# through NetValve. A sale it processes later still is not lost: see GatewayEventService.
-NOT_FOUND_GRACE = timedelta(seconds=60)
+# Attempts that NetValve cannot find are only called failed after this long (by default; the
+# setting is NETVALVE_NOT_FOUND_GRACE_SECONDS): right after a timeout the request may still be on
+# its way through NetValve. A sale it processes later is not lost: see GatewayEventService.
+NOT_FOUND_GRACE = timedelta(
+    seconds=Settings.model_fields["netvalve_not_found_grace_seconds"].default
+)
 HPF_SESSION_LIFETIME = timedelta(seconds=270)  # NetValve's 300 s, less a margin for the browser
 UNAVAILABLE_RETRY_DELAYS = (0.2, 0.5)
 SETTLED_STATES = frozenset(
@@ -802,7 +811,7 @@ class NetvalveService:
     async def reconcile(self, payment_id: uuid.UUID, *, settle_missing: bool = False) -> Payment:
         """Settle the payment's unresolved operation from NetValve's own records.
 
-        NetValve's "not found" only counts as failure after NOT_FOUND_GRACE, or at once with
+        NetValve's "not found" only counts as failure after its grace, or at once with
         `settle_missing` (NetValve answered, just not with this operation).
         """
         payment, _ = await self._reconcile(payment_id, settle_missing=settle_missing)
@@ -847,10 +856,10 @@ class NetvalveService:
         )
         if parent_id is None:
             return None
-        record = await self._client.get_transaction(parent_id)
-        if not isinstance(record, Approved):
+        record = read_record(await self._client.get_transaction(parent_id))
+        if record is None:
             return None
-        done = _child_done(record.body, attempt, payment)
+        done = _child_done(record, attempt, payment)
         if done is not None:
             return done
         return _not_found(attempt) if old_enough else None
@@ -876,7 +885,10 @@ class NetvalveService:
             return None
         mismatch = root_mismatch(record, attempt, payment.currency)
         if mismatch is not None:
-            log.warning(
+            # NetValve holds something else under our reference: the attempt stays open (it is
+            # not proven either way), loudly, for a person to compare with NetValve's portal.
+            metrics.RECONCILE_FAILURES.inc()
+            log.error(
                 "reconcile.record_mismatch",
                 payment_id=str(payment.id),
                 attempt_id=str(attempt.id),
@@ -1180,11 +1192,10 @@ def _not_found(attempt: PaymentAttempt) -> Declined:
 
 
 def _child_done(
-    record: dict[str, Any] | Any, attempt: PaymentAttempt, payment: Payment
+    record: TransactionRecord, attempt: PaymentAttempt, payment: Payment
 ) -> Approved | None:
-    """Approved if NetValve's transaction record shows `attempt`'s operation as done."""
-    status = str(record.get("status") or "")
-    children = [child for child in record.get("transactions") or [] if isinstance(child, dict)]
+    """Approved if NetValve's record of the parent shows `attempt`'s operation as done: an
+    approved child of its type (a declined capture or refund is no capture or refund)."""
 
     def approved(transaction_id: object, ledger_minor: int | None = None, **extra: Any) -> Approved:
         body: dict[str, Any] = {"transactionID": transaction_id, **extra}
@@ -1199,22 +1210,23 @@ def _child_done(
             response_code_type="APPROVED",
         )
 
+    def minor(child: TransactionRecord) -> int:
+        return minor_of(child.amount or Decimal(0), payment.currency) or 0
+
+    kind = RECORD_KINDS[attempt.operation]
+    matching = [child for child in record.children if child.kind == kind and child.approved]
     if attempt.operation is Operation.CANCEL:
-        return approved(None) if status.lower() == "cancelled" else None
-    kind = "CAPTURE" if attempt.operation is Operation.CAPTURE else "REFUND"
-    matching = [child for child in children if child.get("transactionType") == kind]
+        cancelled = (record.status or "").lower() == "cancelled"
+        if not matching and not cancelled:
+            return None
+        return approved(matching[-1].transaction_id if matching else None)
     if attempt.operation is Operation.CAPTURE:
         if not matching:
             return None
-        captured = _minor(matching[-1].get("amount", 0), payment.currency)
-        return approved(matching[-1].get("transactionId"), captured)
-    refunded = sum(_minor(child.get("amount", 0), payment.currency) for child in matching)
+        return approved(matching[-1].transaction_id, minor(matching[-1]))
+    refunded = sum(minor(child) for child in matching)
     if refunded >= payment.refunded_minor + (attempt.amount_minor or 0):
-        absorbed = [
-            (int(child["transactionId"]), _minor(child.get("amount", 0), payment.currency))
-            for child in matching
-            if str(child.get("transactionId") or "").isdigit()
-        ]
+        absorbed = [(child.transaction_id, minor(child)) for child in matching]
         return approved(None, refunded, absorbedRefunds=absorbed)
     return None
 

@@ -101,8 +101,8 @@ class ParsedEvent:
 def parse(raw: bytes) -> ParsedEvent | str:
     """The event, or why it is not one."""
     try:
-        body = json.loads(raw, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(raw, parse_float=Decimal, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return "the body is not valid JSON"
     if not isinstance(body, dict):
         return "the body is not a JSON object"
@@ -111,21 +111,37 @@ def parse(raw: bytes) -> ParsedEvent | str:
         return "unknown or missing eventName"
     if not isinstance(data, dict):
         return "data is missing or not an object"
-    if _holds_nul(data):
-        # PostgreSQL text and jsonb cannot hold U+0000: storing it as sent would be a 500, and
-        # NetValve would redeliver it forever.
-        return "a string holds a NUL character"
+    unstorable = _unstorable(data)
+    if unstorable:
+        # PostgreSQL's jsonb cannot hold these: storing them as sent would be a 500, and
+        # NetValve would redeliver the event forever. Refused, and kept as raw bytes.
+        return unstorable
     return ParsedEvent(name, data)
 
 
-def _holds_nul(value: Any) -> bool:
+MAX_DEPTH = 16  # NetValve's events are two levels deep
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity, -Infinity
+
+
+def _unstorable(value: Any, depth: int = 0) -> str | None:
+    """Why `value` cannot be stored as jsonb, or None."""
+    if depth > MAX_DEPTH:
+        return f"nested deeper than {MAX_DEPTH} levels"
     if isinstance(value, str):
-        return "\x00" in value
+        if "\x00" in value:
+            return "a string holds a NUL character"
+        if any("\ud800" <= char <= "\udfff" for char in value):
+            return "a string holds a lone surrogate"
+        return None
+    items: list[Any] = []
     if isinstance(value, dict):
-        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(item) for item in value)
-    return False
+        items = [part for pair in value.items() for part in pair]
+    elif isinstance(value, list):
+        items = value
+    return next((found for item in items if (found := _unstorable(item, depth + 1))), None)
 
 
 def dedup_key(event: ParsedEvent) -> str:
@@ -390,8 +406,8 @@ class WebhookService:
 def _float_free(data: dict[str, Any]) -> dict[str, Any]:
     """Stored payloads hold amounts as JSON numbers; read them back exactly."""
     amount = data.get("amount")
-    if amount is None or isinstance(amount, Decimal):
-        return data
+    if isinstance(amount, bool) or not isinstance(amount, int | float):
+        return data  # a Decimal already, or not a number: the proof refuses what it cannot read
     return {**data, "amount": Decimal(str(amount))}
 
 
