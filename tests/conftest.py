@@ -46,7 +46,7 @@ from tests.fixtures.settings import make_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Fails the run if any log line of the whole suite holds a secret or a full card number.
-pytest_plugins = ["tests.fixtures.log_audit"]
+pytest_plugins = ["tests.fixtures.log_audit", "tests.fixtures.settlement"]
 
 
 def bare_env(**variables: str) -> dict[str, str]:

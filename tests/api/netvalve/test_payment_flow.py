@@ -411,6 +411,8 @@ class TestUnknownOutcomes:
             if status.status_code == 200:
                 break
             await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the sweep never settled the payment")
 
         assert status.json()["state"] == "captured"
 

@@ -5,167 +5,34 @@ flight, twice, stripped of their transaction id, or pointed at another payment.
 """
 
 import asyncio
-import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
-import pytest_asyncio
-from pydantic import SecretStr
 
-from app.api.deps import build_gateway_event_service, build_webhook_service
+from app.api.deps import build_gateway_event_service
 from app.clients.netvalve import Approved
 from app.core import metrics
-from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory
+from tests.api.netvalve.conftest import ADMIN_KEY, Api
 from tests.fixtures.gateway import (
-    APPROVE_CARD,
     DECLINE_CARD,
     Receiver,
     SandboxBackend,
-    recording_sandbox,
+)
+from tests.fixtures.settlement import (
+    approved_roots,
+    deliver,
+    last_error,
+    late_sale_after_a_paid_retry,
+    pay,
+    process,
+    sent,
+    status,
+    until,
 )
 
 pytestmark = pytest.mark.asyncio
-
-HEADER = "X-Netvalve-Auth"
-SECRET = "whk_test_settlement_000000001"
-WEBHOOKS: dict[str, Any] = {
-    "netvalve_webhook_auth_header": HEADER,
-    "netvalve_webhook_auth_values": [SecretStr(SECRET)],
-    "webhook_worker_enabled": False,  # the tests deliver and process events themselves
-    "webhook_retry_base_seconds": 0.05,
-}
-WAIT_SECONDS = 10.0
-
-
-@pytest.fixture(scope="module")
-def recording() -> Iterator[tuple[str, Receiver]]:
-    with recording_sandbox() as pair:
-        yield pair
-
-
-@pytest_asyncio.fixture
-async def gateway(recording: tuple[str, Receiver]) -> AsyncIterator[SandboxBackend]:
-    url, receiver = recording
-    backend = SandboxBackend(url)
-    reset = await backend.admin.post("/_sandbox/reset")
-    assert reset.status_code == 204, reset.text
-    receiver.events.clear()
-    yield backend
-    await backend.admin.post("/_sandbox/faults/release")
-    await backend.close()
-
-
-@pytest.fixture
-def receiver(recording: tuple[str, Receiver]) -> Receiver:
-    return recording[1]
-
-
-@pytest_asyncio.fixture
-async def make(api_factory: ApiFactory, gateway: SandboxBackend) -> Any:
-    async def build(**overrides: Any) -> Api:
-        values = {
-            **WEBHOOKS,
-            "netvalve_base_url": gateway.url,
-            "netvalve_hpf_url": gateway.url,
-            "netvalve_hpp_url": gateway.url,
-            "netvalve_backoffice_url": gateway.url,
-            **overrides,
-        }
-        api: Api = await api_factory(**values)
-        api.sandbox = gateway
-        return api
-
-    return build
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def empty_inbox(medusa_writer: Any) -> AsyncIterator[None]:
-    yield
-    await medusa_writer.execute("DELETE FROM webhook_events")
-
-
-# --- helpers -------------------------------------------------------------------------------
-
-
-async def sent(receiver: Receiver, transaction_id: int, name: str | None = None) -> dict[str, Any]:
-    """The event the sandbox sent for `transaction_id` (and `name`); fails if none comes."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        for event in receiver.events:
-            data = event["data"]
-            if data["transactionId"] == transaction_id and name in (None, event["eventName"]):
-                return json.loads(json.dumps(event))
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"the sandbox sent no {name or 'event'} for {transaction_id}")
-
-
-async def deliver(api: Api, event: dict[str, Any]) -> dict[str, Any]:
-    response = await api.http.post(
-        "/api/v1/netvalve/webhook",
-        content=json.dumps(event).encode(),
-        headers={"Content-Type": "application/json", HEADER: SECRET},
-    )
-    assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
-async def process(api: Api, rounds: int = 6) -> list[dict[str, Any]]:
-    """Run the webhook worker until it has nothing left, retries made due at once; the rows."""
-    service = build_webhook_service(api.http._transport.app.state.resources)  # type: ignore[attr-defined]
-    for _ in range(rounds):
-        await api.medusa.execute(
-            "UPDATE webhook_events SET next_attempt_at = now() "
-            "WHERE status IN ('failed', 'pending_match')"
-        )
-        while await service.process_due(100):
-            pass
-    rows = await api.medusa.fetch(
-        "SELECT event_name, transaction_id, status, last_error, id FROM webhook_events "
-        "WHERE deleted_at IS NULL ORDER BY received_at"
-    )
-    return [dict(row) for row in rows]
-
-
-async def status(api: Api, payment_id: str, *, refresh: bool = False) -> dict[str, Any]:
-    params: dict[str, Any] = {"payment_id": payment_id}
-    if refresh:
-        params["refresh"] = "true"
-    response = await api.get("/status", params)
-    assert response.status_code in (200, 202), response.text
-    return dict(response.json())
-
-
-async def pay(api: Api, session_id: str, card: str = APPROVE_CARD) -> httpx.Response:
-    body = {"payment_session_id": session_id, "payment_token": await api.token(card)}
-    return await api.post("/payment", body, key=STOREFRONT_KEY)
-
-
-async def approved_roots(api: Api, payment_id: str) -> list[dict[str, Any]]:
-    return [
-        transaction
-        for transaction in await api.sandbox_transactions(payment_id)
-        if transaction["transactionType"] in ("SALE", "AUTHORIZATION")
-        and transaction["responseCode"] == "GTW_1000"
-    ]
-
-
-async def until(check: Any, what: str) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-def last_error(rows: list[dict[str, Any]], transaction_id: int | None) -> str:
-    [row] = [row for row in rows if row["transaction_id"] == transaction_id]
-    return str(row["last_error"])
-
 
 # --- 1. an answer for one attempt settled another --------------------------------------------
 
@@ -229,7 +96,7 @@ class TestEveryAnswerMatchesItsOwnAttempt:
 
 
 async def _in_flight(api: Api, payment_id: str) -> bool:
-    return (await status(api, payment_id))["in_progress"] == "sale"
+    return bool((await status(api, payment_id))["in_progress"] == "sale")
 
 
 # --- 2. events without a transaction id skipped the proof ------------------------------------
@@ -344,35 +211,11 @@ class TestTheRecordMustHaveTheEventsType:
 
 
 class TestNoInvisibleMoney:
-    async def _late_sale_after_a_paid_retry(
-        self, api: Api, gateway: SandboxBackend
-    ) -> tuple[str, dict[str, Any]]:
-        """A sale NetValve answers with a 502 and processes only later; given up as not found
-        after the grace, the shopper pays again; then the first sale is processed."""
-        session = await api.medusa_session()
-        await gateway.fault("/sale", "late", status=502)
-        lost = await pay(api, session.session_id)
-        assert lost.status_code == 202, lost.text
-        payment_id = lost.json()["id"]
-        await asyncio.sleep(0.3)  # NETVALVE_NOT_FOUND_GRACE_SECONDS below
-        given_up = await status(api, payment_id, refresh=True)
-        assert given_up["state"] == "requires_payment", given_up
-        retry = await pay(api, session.session_id)
-        assert (retry.status_code, retry.json()["state"]) == (200, "captured"), retry.text
-        released = await gateway.admin.post("/_sandbox/faults/release")
-        assert released.json() == {"released": 1}
-        roots = await approved_roots(api, payment_id)
-        assert len(roots) == 2, roots
-        late = next(
-            root for root in roots if root["transactionId"] != retry.json()["transaction_id"]
-        )
-        return payment_id, late
-
     async def test_a_sale_processed_after_the_grace_is_flagged_as_an_extra_charge(
         self, make: Any, receiver: Receiver, gateway: SandboxBackend
     ):
         api = await make(netvalve_not_found_grace_seconds=0.2, unknown_outcome_budget_seconds=0)
-        payment_id, late = await self._late_sale_after_a_paid_retry(api, gateway)
+        payment_id, late = await late_sale_after_a_paid_retry(api, gateway)
         found = metrics.EXTRA_CHARGES.labels("found")._value.get()
 
         for _ in range(2):
@@ -422,7 +265,7 @@ class TestNoInvisibleMoney:
             netvalve_reverse_extra_charges=True,
             unknown_outcome_budget_seconds=0,
         )
-        payment_id, late = await self._late_sale_after_a_paid_retry(api, gateway)
+        payment_id, late = await late_sale_after_a_paid_retry(api, gateway)
 
         await deliver(api, await sent(receiver, late["transactionId"], "PURCHASED"))
         await process(api)
@@ -452,8 +295,8 @@ class TestNoInvisibleMoney:
             reconcile_recheck_not_found_seconds=0,
             unknown_outcome_budget_seconds=0,
         )
-        payment_id, _ = await self._late_sale_after_a_paid_retry(api, gateway)
-        events = build_gateway_event_service(api.http._transport.app.state.resources)  # type: ignore[attr-defined]
+        payment_id, _ = await late_sale_after_a_paid_retry(api, gateway)
+        events = build_gateway_event_service(api.http._transport.app.state.resources)
 
         assert await events.recheck_not_found() == 1
         assert await events.recheck_not_found() == 0  # looked at once

@@ -127,6 +127,8 @@ async def test_past_the_grace_period_the_worker_is_cancelled_and_its_claim_hande
         if any(row["attempts"] for row in await inbox(queued)):
             break
         await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the worker never claimed the batch")
 
     await stop(worker)
 
@@ -205,6 +207,8 @@ async def test_sigterm_lets_an_in_flight_payment_finish(
                 if await api.medusa.fetchval(sent):
                     break
                 await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("the sale never left for the gateway")
             os.kill(server.pid, signal.SIGTERM)
 
             answer = await payment

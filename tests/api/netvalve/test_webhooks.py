@@ -498,7 +498,7 @@ async def _wait_for_events(api: Api, count: int) -> list[dict[str, Any]]:
         if len(rows) >= count and len(settled) == len(rows):
             return rows
         await asyncio.sleep(0.1)
-    return await stored(api)
+    raise AssertionError(f"{count} webhook events were not all stored and settled")
 
 
 class TestOperatorApi:
