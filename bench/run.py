@@ -191,9 +191,10 @@ steadiest figure when the machine is shared. Each timed phase follows a warm-up
    DATABASE_POOL_SIZE connections. **The service's webhook worker is disabled**
    (`WEBHOOK_WORKER_ENABLED=false`): the phase measures intake, the part NetValve waits for
    (store, then 200), against a baseline that only stores. Processing is decoupled from intake
-   by design; with the worker on, the same process would also verify each event with
-   `/inquiry` and apply it, so intake figures would depend on the event mix instead of on
-   intake. Both servers then take {o["light_webhooks"]:,} more posts at concurrency
+   by design; with the worker on, the same process would also prove each event against
+   NetValve's record (`GET /transaction`) and apply it, so intake figures would depend on the
+   event mix instead of on intake.
+   Both servers then take {o["light_webhooks"]:,} more posts at concurrency
    {o["light_concurrency"]}, NetValve's usual pace, for the latency one delivery waits for.
 3. **Slow gateway.** {o["slow_payments"]:,} payments sent at once, sandbox latency
    {o["slow_latency_ms"]} ms: wall time over {o["slow_latency_ms"]} ms (1.00 would be perfect
