@@ -130,7 +130,7 @@ FAULTS: dict[str, dict[str, Any]] = {
 }
 
 faults = st.sampled_from([None, *FAULTS])
-starts = st.sampled_from(["paid", "given up", "pending", "late"])
+starts = st.sampled_from(["paid", "given up", "paid again", "pending", "late"])
 FORGERIES = ("retype", "other_order", "amount", "no_such_transaction", "no_transaction_id")
 ROOT_TYPES = ("SALE", "AUTHORIZATION")
 APPROVED_EVENTS = {
@@ -512,11 +512,15 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def _start(self, mode: str, amount: int, start: str) -> Tracked:
         """Each example begins with two payments, each paid, left pending by NetValve, or
-        processed late by it (in time, or after the service gave it up)."""
+        processed late by it (in time, or after the service gave it up, and perhaps paid again
+        meanwhile: then NetValve's late approval is an extra charge)."""
         if start == "pending":
             return self._new_payment(mode, False, PENDING_AMOUNT, None)
-        if start in ("late", "given up"):
-            return self._pay_late(mode, amount, give_up=start == "given up")
+        if start in ("late", "given up", "paid again"):
+            tracked = self._pay_late(mode, amount, give_up=start != "late")
+            if start == "paid again":
+                self._pay(tracked, False, None)
+            return tracked
         return self._new_payment(mode, False, amount, None)
 
     @precondition(lambda self: len(self.tracked) < MAX_PAYMENTS)
@@ -699,6 +703,14 @@ class LedgerMachine(RuleBasedStateMachine):
         else:
             self._paid(tracked, ledger)
         return tracked
+
+    @precondition(lambda self: any(t.held and t.state == "requires_payment" for t in self.tracked))
+    @rule(index=st.integers(0, MAX_PAYMENTS), fault=faults)
+    def pay_again_while_one_is_held(self, index: int, fault: str | None) -> None:
+        """The shopper pays again while NetValve still holds the sale it was thought to have
+        lost: when NetValve processes that one too, it is an extra charge the ledger flags."""
+        held = [t for t in self.tracked if t.held and t.state == "requires_payment"]
+        self._pay(held[index % len(held)], False, fault)
 
     @precondition(lambda self: any(t.held for t in self.tracked))
     @rule()
