@@ -68,8 +68,6 @@ async def _sweep_forever(resources: Resources, stop: asyncio.Event) -> None:
             return
         try:
             settled = await service.sweep_once(stop=stop)
-            settled += await events.recheck_not_found()
-            await extra_charges.resume_reversals()
         except Exception:
             metrics.RECONCILE_SWEEPS.labels("failed").inc()
             log.exception("reconcile.sweep_failed")
@@ -79,6 +77,14 @@ async def _sweep_forever(resources: Resources, stop: asyncio.Event) -> None:
         metrics.RECONCILE_LAST_SWEEP.set_to_current_time()
         if settled:
             log.info("reconcile.sweep", settled=settled)
+        try:
+            # Second looks: sales given up as not found, and reversals still to make.
+            found = await events.recheck_not_found()
+            await extra_charges.resume_reversals()
+        except Exception:
+            log.exception("reconcile.recheck_failed")
+            continue
+        metrics.RECONCILE_SETTLED.inc(found)
 
 
 async def _process_webhooks_forever(resources: Resources, stop: asyncio.Event) -> None:

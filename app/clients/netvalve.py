@@ -53,6 +53,7 @@ __all__ = [
     "Unavailable",
     "UnknownOutcome",
     "ValidationFailed",
+    "as_decimal",
     "as_int",
     "is_not_found",
     "read_record",
@@ -244,7 +245,7 @@ def _record(body: Mapping[str, Any], parent: TransactionRecord | None) -> Transa
         transaction_id=transaction_id,
         kind=kind.upper(),
         outcome=outcome,
-        amount=_decimal_or_none(body.get("amount")),
+        amount=as_decimal(body.get("amount")),
         currency=str(currency).upper() if currency else (parent.currency if parent else None),
         client_order_id=(
             str(client_order_id)
@@ -263,8 +264,7 @@ def _record(body: Mapping[str, Any], parent: TransactionRecord | None) -> Transa
         chargebacks=tuple(
             amount
             for item in body.get("chargebackData") or ()
-            if isinstance(item, Mapping)
-            and (amount := _decimal_or_none(item.get("amount"))) is not None
+            if isinstance(item, Mapping) and (amount := as_decimal(item.get("amount"))) is not None
         ),
     )
     children = body.get("transactions") if parent is None else None
@@ -292,7 +292,8 @@ def _record_outcome(body: Mapping[str, Any]) -> RecordOutcome | None:
     return "approved" if _in_range(code, 1000, 1999) else "declined"
 
 
-def _decimal_or_none(value: object) -> Decimal | None:
+def as_decimal(value: object) -> Decimal | None:
+    """A finite decimal from a JSON number or a numeric string; None otherwise."""
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         return None
     try:

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.clients.netvalve import (
     NetvalveClient,
     TransactionRecord,
+    as_decimal,
     as_int,
     is_not_found,
     read_record,
@@ -534,13 +535,8 @@ def _text(value: object) -> str | None:
 
 
 def _amount(value: object) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        return None
-    try:
-        amount = Decimal(str(value))
-    except ArithmeticError:
-        return None
-    return amount if amount.is_finite() and amount > 0 else None
+    amount = as_decimal(value)
+    return amount if amount is not None and amount > 0 else None
 
 
 def _minor(record: TransactionRecord, payment: Payment) -> int | None:

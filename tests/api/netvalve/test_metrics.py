@@ -119,6 +119,12 @@ async def test_an_unknown_outcome_is_counted_with_its_age_until_the_sweep_settle
         return bool(status.json()["state"] == "captured")
 
     await until(settled)
+
+    async def counted() -> bool:  # the sweep counts a payment just after settling it
+        now = await scrape(api)
+        return value(now, "reconcile_settled_total") > value(before, "reconcile_settled_total")
+
+    await until(counted)
     after = await scrape(api)
     assert value(after, "unsettled_attempts", outcome="unknown") == 0
     assert value(after, "unsettled_attempt_oldest_age_seconds", outcome="unknown") == 0
