@@ -23,6 +23,7 @@ from app.api.deps import (
     build_netvalve_service,
     build_webhook_service,
 )
+from app.api.guard import RequestGuardMiddleware
 from app.api.v1.endpoints.netvalve.router import router as netvalve_router
 from app.clients.transport import create_http_client
 from app.core import metrics
@@ -182,6 +183,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     register_exception_handlers(app)
+    # Innermost: its refusals carry CORS headers and the request id like any other answer.
+    app.add_middleware(RequestGuardMiddleware, routes=app.routes, settings=settings)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

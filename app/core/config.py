@@ -144,6 +144,12 @@ class Settings(DatabaseSettings):
     shutdown_grace_seconds: float = Field(default=20.0, gt=0, le=600)
     metrics_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
 
+    # Request bounds: checked before a body is read (app/api/guard.py, app/core/server.py).
+    max_request_body_bytes: int = Field(default=16_384, ge=1024, le=10_485_760)
+    """The largest body any route but the webhook accepts (the webhook's is its own setting)."""
+    request_read_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
+    """How long a client may take to send one request's headers and body before it is cut off."""
+
     medusa_database_url: str | None = None
     database_pool_size: int = Field(default=10, ge=1, le=200)
     database_max_overflow: int = Field(default=10, ge=0, le=200)

@@ -1,0 +1,198 @@
+"""Checks made before a request body is read: the caller's key (or the webhook's header and
+address), then the body's size.
+
+FastAPI reads and parses a body before it resolves a route's dependencies, so without this an
+unauthenticated caller could make the service buffer any body it likes. The route dependencies
+still run afterwards; this only makes them run first for requests that carry a body.
+"""
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi.dependencies.models import Dependant
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.auth import (
+    InsufficientScope,
+    authenticate,
+    bearer,
+    require_admin,
+    require_metrics,
+    require_storefront,
+)
+from app.api.auth import (
+    Scope as KeyScope,
+)
+from app.api.v1.endpoints.netvalve.webhook import WebhookTooLarge, verify_source
+from app.core.config import Settings
+from app.core.errors import AppError
+
+# Which key scopes each auth dependency lets through; the order is the order they are looked for.
+_SCOPES: dict[Callable[..., Any], frozenset[KeyScope]] = {
+    require_admin: frozenset({"admin"}),
+    require_metrics: frozenset({"admin", "metrics"}),
+    require_storefront: frozenset({"admin", "storefront"}),
+    authenticate: frozenset({"admin", "storefront", "metrics"}),
+}
+_BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class RequestTooLarge(AppError):
+    """The request body is larger than this route accepts."""
+
+    status_code = 413
+    message = "The request body is too large."
+
+
+@dataclass(frozen=True, slots=True)
+class RouteGuard:
+    path: re.Pattern[str]
+    methods: frozenset[str]
+    scopes: frozenset[KeyScope] | None
+    """The key scopes the route accepts; None when it takes no API key."""
+    webhook: bool
+    max_body: int
+    too_large: type[AppError]
+
+
+def _calls(dependant: Dependant) -> set[Callable[..., Any]]:
+    calls: set[Callable[..., Any]] = set()
+    for dependency in dependant.dependencies:
+        if dependency.call is not None:
+            calls.add(dependency.call)
+        calls |= _calls(dependency)
+    return calls
+
+
+def route_guards(routes: Sequence[BaseRoute], settings: Settings) -> list[RouteGuard]:
+    """What each API route requires, read from its dependencies, so a new route is covered by
+    the same dependency that protects it."""
+    guards = []
+    for route in routes:
+        if not isinstance(route, APIRoute):
+            continue
+        calls = _calls(route.dependant)
+        scopes = next((_SCOPES[call] for call in _SCOPES if call in calls), None)
+        webhook = verify_source in calls
+        methods = frozenset(route.methods)
+        if webhook:
+            limit, too_large = settings.netvalve_webhook_max_body_bytes, WebhookTooLarge
+        else:
+            limit, too_large = settings.max_request_body_bytes, RequestTooLarge
+        guards.append(RouteGuard(route.path_regex, methods, scopes, webhook, limit, too_large))
+    return guards
+
+
+class _BodyLimitExceeded(Exception):
+    pass
+
+
+class RequestGuardMiddleware:
+    """A pure ASGI middleware (no per-request task or buffering): refuses a body over the route's
+    limit from Content-Length, stops a chunked or understated body as soon as it passes the limit,
+    and authenticates before the first body byte is read. Every refusal is the standard error
+    body with `Connection: close`, so the server stops reading what the client still sends."""
+
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute], settings: Settings) -> None:
+        self.app = app
+        self.routes = routes  # the application's own list, complete by the first request
+        self.settings = settings
+        self._guards: list[RouteGuard] | None = None
+
+    def guard_for(self, scope: Scope) -> RouteGuard | None:
+        if self._guards is None:
+            self._guards = route_guards(self.routes, self.settings)
+        path, method = scope["path"], scope["method"]
+        for guard in self._guards:
+            if method in guard.methods and guard.path.match(path):
+                return guard
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared: int | None = None
+        chunked = False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = int(value) if value.isdigit() else None
+            elif name == b"transfer-encoding":
+                chunked = True
+        if scope["method"] in _BODYLESS_METHODS and not declared and not chunked:
+            await self.app(scope, receive, send)
+            return
+        guard = self.guard_for(scope)
+        try:
+            await self._admit(scope, guard)
+        except AppError as error:
+            await refuse(error, scope, receive, send)
+            return
+        limit = guard.max_body if guard else self.settings.max_request_body_bytes
+        too_large = guard.too_large if guard else RequestTooLarge
+        if declared is not None and declared > limit:
+            await refuse(too_large(), scope, receive, send)
+            return
+        await self._bounded(scope, receive, send, limit, too_large)
+
+    async def _admit(self, scope: Scope, guard: RouteGuard | None) -> None:
+        """The route's own checks, run here on the headers alone; they raise its AppErrors."""
+        if guard is None:
+            return
+        request = Request(scope)
+        if guard.webhook:
+            await verify_source(request, self.settings)
+        if guard.scopes is not None:
+            principal = await authenticate(self.settings, await bearer(request))
+            if principal.scope not in guard.scopes:
+                raise InsufficientScope
+
+    async def _bounded(
+        self, scope: Scope, receive: Receive, send: Send, limit: int, too_large: type[AppError]
+    ) -> None:
+        received = 0
+        exceeded = False
+        response_started = False
+
+        async def bounded_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    exceeded = True
+                    raise _BodyLimitExceeded
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal response_started
+            if exceeded:
+                # Whatever the application made of the aborted read (FastAPI turns it into a
+                # 400), the caller is told the truth once.
+                if not response_started:
+                    response_started = True
+                    await refuse(too_large(), scope, receive, send)
+                return
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, bounded_receive, guarded_send)
+        except _BodyLimitExceeded:
+            if not response_started:
+                response_started = True
+                await refuse(too_large(), scope, receive, send)
+
+
+async def refuse(error: AppError, scope: Scope, receive: Receive, send: Send) -> None:
+    request_id = str(scope.get("state", {}).get("request_id", ""))
+    headers = {**error.headers, "Connection": "close"}
+    response = JSONResponse(error.body(request_id), status_code=error.status_code, headers=headers)
+    await response(scope, receive, send)
