@@ -28,4 +28,6 @@ USER app
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
-CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--no-server-header", "--timeout-graceful-shutdown", "35"]
+# --http: a deadline for reading each request (REQUEST_READ_TIMEOUT_SECONDS). --no-proxy-headers:
+# the app reads X-Forwarded-For itself, from TRUSTED_PROXIES only (app/api/client.py).
+CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--http", "app.core.server:BoundedHttpToolsProtocol", "--no-proxy-headers", "--no-server-header", "--timeout-graceful-shutdown", "35"]

@@ -185,6 +185,9 @@ def serve() -> None:
                 host=host,
                 port=port,
                 log_config=None,
+                # As the Dockerfile: a read deadline per request, and X-Forwarded-For left to
+                # the app (TRUSTED_PROXIES).
+                http="app.core.server:BoundedHttpToolsProtocol",
                 proxy_headers=False,
                 reload=os.environ.get("RELOAD") == "1",
             )
