@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
+from app import MULTIPROCESS_ENV
 from app.core.config import Settings
-from app.core.metrics import MULTIPROCESS_ENV
 from app.main import create_app
 from app.sandbox.app import SandboxSettings
 from tests.conftest import PROJECT_ROOT

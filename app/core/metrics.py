@@ -4,8 +4,11 @@ database holds (gauges, read when /metrics is scraped).
 The per-process series add up across replicas (`sum by`); the database gauges are the same in
 every replica, so aggregate those with `max by`. All names start with `netvalve_gateway_`.
 
-Under `uvicorn --workers N`, set PROMETHEUS_MULTIPROC_DIR to an empty directory (a fresh tmpfs):
-each worker then writes its values there and any worker's /metrics answers for all of them.
+Under `uvicorn --workers N` the workers share a directory that `app/__init__.py` sets up before
+prometheus_client is imported (or PROMETHEUS_MULTIPROC_DIR, when the operator sets one): each
+worker writes its values there and any worker's /metrics answers for all of them. Counters and
+histograms add up across workers; the database gauges are the last value read (`mostrecent`,
+`max`), never a sum.
 """
 
 import os
@@ -13,7 +16,8 @@ import os
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client itself, too
+from app import MULTIPROCESS_ENV
+
 MULTIPROCESS_DIR = os.environ.get(MULTIPROCESS_ENV)
 if MULTIPROCESS_DIR:
     os.makedirs(MULTIPROCESS_DIR, exist_ok=True)
