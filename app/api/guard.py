@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import fastapi.routing
 from fastapi.dependencies.models import Dependant
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -70,13 +71,24 @@ def _calls(dependant: Dependant) -> set[Callable[..., Any]]:
     return calls
 
 
+def _api_routes(routes: Sequence[BaseRoute]) -> list[Any]:
+    """Every API route with its effective path and dependencies, routers included (FastAPI
+    keeps an included router as one entry and resolves its routes on demand)."""
+    contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    if contexts is None:  # FastAPI before included routers were kept whole
+        return [route for route in routes if isinstance(route, APIRoute)]
+    return [
+        context
+        for context in contexts(routes)
+        if isinstance(context.original_route, APIRoute) and context.dependant is not None
+    ]
+
+
 def route_guards(routes: Sequence[BaseRoute], settings: Settings) -> list[RouteGuard]:
     """What each API route requires, read from its dependencies, so a new route is covered by
     the same dependency that protects it."""
     guards = []
-    for route in routes:
-        if not isinstance(route, APIRoute):
-            continue
+    for route in _api_routes(routes):
         calls = _calls(route.dependant)
         scopes = next((_SCOPES[call] for call in _SCOPES if call in calls), None)
         webhook = verify_source in calls
