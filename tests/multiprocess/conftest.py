@@ -40,31 +40,49 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def runnable(command: list[str], port: int) -> list[str]:
+    """A deployment file's command as this machine runs it: this interpreter, on loopback at
+    `port`; every other word as written."""
+    words = list(command)
+    if words[0] == "uvicorn":
+        words = [sys.executable, "-m", "uvicorn", *words[1:]]
+    elif words[-2:] == ["-m", "app.dev"]:
+        words = [sys.executable, "-m", "app.dev"]  # reads HOST and PORT
+    for option, value in (("--host", "127.0.0.1"), ("--port", str(port))):
+        if option in words:
+            words[words.index(option) + 1] = value
+    return words
+
+
 class ServiceProcess:
     """One `uvicorn app.main:app` process; its stdout and stderr go to `log_path`."""
 
-    def __init__(self, name: str, env: dict[str, str], workdir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str],
+        workdir: Path,
+        command: list[str] | None = None,
+    ) -> None:
+        """`command`: a deployment file's command (see `runnable`); by default a plain uvicorn."""
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"{name}.log"
         self._log = self.log_path.open("wb")
+        default = ["uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", "0"]
+        default += ["--no-server-header", "--timeout-graceful-shutdown", "10"]
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "app.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--no-server-header",
-                "--timeout-graceful-shutdown",
-                "10",
-            ],
+            runnable(command or default, self.port),
             cwd=workdir,  # no .env there: the environment is the whole configuration
-            env={**env, "PYTHONPATH": str(PROJECT_ROOT), "PYTHONUNBUFFERED": "1"},
+            env={
+                **env,
+                "PYTHONPATH": str(PROJECT_ROOT),
+                "PYTHONUNBUFFERED": "1",
+                # Read by `python -m app.dev` (the dev compose file's command).
+                "HOST": "127.0.0.1",
+                "PORT": str(self.port),
+            },
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
