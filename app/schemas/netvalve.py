@@ -101,6 +101,14 @@ class DeclineResponse(ErrorResponse):
     decline_type: Literal["soft", "hard"] | None
 
 
+class PaymentConflictResponse(ErrorResponse):
+    """A 409 about the payment session: `AlreadyPaid` carries the payment as the ledger has it."""
+
+    payment: PaymentResponse | None = Field(
+        default=None, description="With AlreadyPaid: the payment that already holds the money."
+    )
+
+
 class StatusQuery(RequestSchema):
     transaction_id: TransactionId | None = None
     payment_id: uuid.UUID | None = None

@@ -46,7 +46,7 @@ from app.core.config import CaptureMode, Settings
 from app.core.errors import AppError
 from app.core.money import UnknownCurrency, exponent, from_minor_units, normalise_currency, quantize
 from app.db.errors import is_database_down
-from app.db.medusa import MedusaCart, MedusaPaymentSession, MedusaRepository
+from app.db.medusa import MedusaCart, MedusaDataError, MedusaPaymentSession, MedusaRepository
 from app.models.payment import (
     AttemptOutcome,
     HpfSession,
@@ -91,7 +91,15 @@ UNAVAILABLE_RETRY_DELAYS = (0.2, 0.5)
 SETTLED_STATES = frozenset(
     {PaymentState.CAPTURED, PaymentState.PARTIALLY_REFUNDED, PaymentState.REFUNDED}
 )
+PAID_STATES = SETTLED_STATES | {PaymentState.AUTHORIZED}
 _ALREADY = {"GTW_2045", "GTW_2046", "GTW_2047"}
+# Medusa payment-session statuses that must not be charged (MEDUSA.md section 7): `canceled` and
+# `error` are sessions Medusa gave up on (a retry needs a new session), `authorized` and
+# `captured` already hold money. Charging only `pending` and `requires_more` leaves Medusa's
+# own view in charge: a session it has settled one way or another is never charged again.
+MEDUSA_UNPAYABLE = frozenset({"canceled", "error", "authorized", "captured"})
+# The largest amount the ledger holds: its minor-unit columns are PostgreSQL bigint.
+LEDGER_MAX_MINOR = 2**63 - 1
 
 
 # --- errors (business facts) ---------------------------------------------------------------
@@ -129,6 +137,33 @@ class InvalidAmount(NetvalveError):
 
 class UnsupportedCurrency(NetvalveError):
     """NetValve cannot take this currency here (exponent other than 2, or no MID or site)."""
+
+    status_code = 422
+
+
+class AlreadyPaid(NetvalveError):
+    """The Medusa payment session is already paid (authorized or captured); the body carries
+    the payment. A retry of the request that paid it (same Idempotency-Key) replays its answer."""
+
+    status_code = 409
+
+    def __init__(self, payment: Payment) -> None:
+        super().__init__(
+            f"Payment session {payment.payment_session_id} is already paid "
+            f"({medusa_status(payment)}).",
+            extra={"payment": to_response(payment).model_dump(mode="json")},
+        )
+
+
+class PaymentSessionNotPayable(NetvalveError):
+    """Medusa's payment session cannot be charged: it is canceled, error, authorized or
+    captured in Medusa, or its cart is completed."""
+
+    status_code = 409
+
+
+class PaymentSessionAmountInvalid(NetvalveError):
+    """Medusa's amount for the payment session is not a finite number the ledger can hold."""
 
     status_code = 422
 
@@ -290,6 +325,17 @@ class NetvalveService:
     async def _medusa_session(
         self, payment_session_id: str | None, cart_id: str | None
     ) -> MedusaPaymentSession:
+        try:
+            return await self._read_medusa_session(payment_session_id, cart_id)
+        except MedusaDataError as error:
+            # Medusa's row, not this request, is wrong: a 422 naming it, not a 500.
+            raise PaymentSessionAmountInvalid(
+                f"Medusa's {error}.", extra={"payment_session_id": payment_session_id}
+            ) from None
+
+    async def _read_medusa_session(
+        self, payment_session_id: str | None, cart_id: str | None
+    ) -> MedusaPaymentSession:
         if payment_session_id is not None:
             session = await self._medusa.get_payment_session(payment_session_id)
         else:
@@ -319,22 +365,85 @@ class NetvalveService:
             raise UnsupportedCurrency(
                 f"No NetValve MID or site is configured for {currency}."
             ) from None
-        amount = quantize(session.amount, currency)
+        try:
+            amount = quantize(session.amount, currency)
+        except InvalidOperation:  # e.g. 1e100000: beyond any precision
+            amount = None
+        if amount is None or _minor(amount, currency) > LEDGER_MAX_MINOR:
+            raise PaymentSessionAmountInvalid(
+                f"Medusa's amount for payment session {session.id} is beyond what the ledger "
+                "can hold.",
+                extra={"payment_session_id": session.id},
+            )
         if amount <= 0:
             raise InvalidAmount(f"The payment session's amount {session.amount} is not positive.")
         return currency, amount
 
+    async def _payable(
+        self,
+        session: MedusaPaymentSession,
+        cart: MedusaCart | None,
+        *,
+        request_key: str | None = None,
+    ) -> ServiceResult | None:
+        """Refuses a session that must not be charged; the replayed answer for a retry of the
+        request that paid it (same request key); None when it may be charged.
+
+        The ledger is checked first and wins when it says paid: Medusa only learns of our charge
+        when the cart completes (authorizePayment), so a session we have paid still shows
+        `pending` there. Where Medusa has given up on a session (canceled, error) or completed
+        its cart, Medusa wins even though the ledger would allow a new attempt: the shopper
+        must start a new Medusa session, and the money would otherwise land on a dead one."""
+        async with self._ledger() as ledger:
+            payment = await ledger.find(payment_session_id=session.id)
+        if payment is not None:
+            if payment.state in PAID_STATES:
+                if request_key is not None and await self._paid_by(payment, request_key):
+                    return ServiceResult(200, to_response(payment))
+                raise AlreadyPaid(payment)
+            if payment.in_flight is not None:
+                raise PaymentInProgress
+            if payment.state is PaymentState.CANCELED:
+                raise PaymentStateConflict("The payment is canceled; it cannot be paid.")
+        if session.status in MEDUSA_UNPAYABLE:
+            raise PaymentSessionNotPayable(
+                f"Medusa's payment session {session.id} is {session.status}; it cannot be paid.",
+                extra={"payment_session_id": session.id, "medusa_status": session.status},
+            )
+        if cart is not None and cart.completed_at is not None:
+            raise PaymentSessionNotPayable(
+                f"The cart of payment session {session.id} is completed; it cannot be paid.",
+                extra={"payment_session_id": session.id, "cart_id": cart.id},
+            )
+        return None
+
+    async def _paid_by(self, payment: Payment, request_key: str) -> bool:
+        """Whether the request with this key made the payment's approved charge."""
+        async with self._ledger() as ledger:
+            attempts = await ledger.attempts(payment.id)
+        return any(
+            attempt.request_key == request_key
+            and attempt.outcome is AttemptOutcome.APPROVED
+            and attempt.operation in (Operation.SALE, Operation.AUTHORIZE)
+            for attempt in attempts
+        )
+
     # --- payment ---------------------------------------------------------------------------
 
-    async def pay(self, request: PaymentRequest) -> ServiceResult:
+    async def pay(
+        self, request: PaymentRequest, *, request_key: str | None = None
+    ) -> ServiceResult:
         session = await self._medusa_session(request.payment_session_id, request.cart_id)
+        cart = await self._medusa.get_cart(session.cart_id) if session.cart_id else None
+        replayed = await self._payable(session, cart, request_key=request_key)
+        if replayed is not None:
+            return replayed
         currency, amount = self._charge(session)
         if request.amount is not None and Decimal(request.amount) != amount:
             raise AmountMismatch(
                 f"The amount {request.amount} differs from the payment session's "
                 f"{amount} {currency}."
             )
-        cart = await self._medusa.get_cart(session.cart_id) if session.cart_id else None
         operation = (
             Operation.SALE
             if self._settings.netvalve_capture_mode is CaptureMode.SALE
@@ -355,7 +464,9 @@ class NetvalveService:
             )
             claimed = await ledger.claim(payment.id, operation, {PaymentState.REQUIRES_PAYMENT})
             if claimed is None:
-                return self._already(payment)
+                # Lost a race (the checks above passed): the row as the winner left it decides.
+                current = _present(await ledger.get(payment.id))
+                return await self._already(current, request_key)
             if claimed.amount_minor != amount_minor:
                 log.info("payment.amount_changed", payment_id=str(payment.id))
                 claimed.amount_minor, claimed.medusa_amount = amount_minor, session.amount
@@ -365,9 +476,15 @@ class NetvalveService:
                 operation=operation,
                 client_order_id=f"{payment.id.hex}-{claimed.attempts_count}",
                 amount_minor=amount_minor,
+                request_key=request_key,
             )
             ledger.add_attempt(attempt)
             claimed.in_flight_attempt_id = attempt.id
+            # The token is spent from the moment it may reach NetValve (NetValve uses it up on
+            # any processed payment, approved or declined): no GET /hpf/session hands it out
+            # again. Done in the claim's transaction, so a GET that reads the HPF session after
+            # this commit sees it spent, and one that read it before sees the payment in flight.
+            await HpfSessionRepository(ledger.session).spend(request.payment_token, _now())
         gateway_request = GatewayPayment(
             amount=amount,
             currency=currency,
@@ -393,12 +510,15 @@ class NetvalveService:
             result = await send(request)
         return result
 
-    def _already(self, payment: Payment) -> ServiceResult:
+    async def _already(self, payment: Payment, request_key: str | None) -> ServiceResult:
         if payment.in_flight is not None:
             raise PaymentInProgress
-        if payment.state in SETTLED_STATES or payment.state is PaymentState.AUTHORIZED:
-            # At most one approved charge per Medusa session: a repeat gets the payment as is.
-            return ServiceResult(200, to_response(payment))
+        if payment.state in PAID_STATES:
+            # At most one approved charge per Medusa session: only the request that made it gets
+            # a 200 again; any other (a new token) is told, with the payment, that it is paid.
+            if request_key is not None and await self._paid_by(payment, request_key):
+                return ServiceResult(200, to_response(payment))
+            raise AlreadyPaid(payment)
         raise PaymentStateConflict(f"The payment is {payment.state.value}; it cannot be paid.")
 
     # --- capture, refund, cancel -------------------------------------------------------------
@@ -990,15 +1110,20 @@ class NetvalveService:
         self, payment_session_id: str | None, cart_id: str | None, *, reuse: bool
     ) -> HpfSessionResponse:
         session = await self._medusa_session(payment_session_id, cart_id)
-        currency, amount = self._charge(session)
+        cart = await self._medusa.get_cart(session.cart_id) if session.cart_id else None
         now = _now()
+        live = None
         if reuse:
+            # Read before the ledger check (see pay): a payment claimed between the two
+            # statements is seen by the check, one claimed before by this read.
             async with self._sessionmaker.begin() as db:
                 live = await HpfSessionRepository(db).live(session.id, now)
-            if live is not None:
-                return HpfSessionResponse(
-                    **live.payload, id=live.id, expires_at=live.expires_at, reused=True
-                )
+        await self._payable(session, cart)
+        currency, amount = self._charge(session)
+        if live is not None:
+            return HpfSessionResponse(
+                **live.payload, id=live.id, expires_at=live.expires_at, reused=True
+            )
         source, payload, steps = await self._waterfall(session, currency, amount)
         if source is None:
             raise HpfUnavailable(extra={"steps": steps})
@@ -1006,6 +1131,7 @@ class NetvalveService:
             id=uuid.uuid4(),
             payment_session_id=session.id,
             source=source,
+            payment_token=payload.get("payment_token"),
             payload={
                 "payment_session_id": session.id,
                 "source": source,

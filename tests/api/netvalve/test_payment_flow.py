@@ -125,14 +125,14 @@ class TestSaleMode:
         ]
         assert attempts[0]["client_order_id"] != attempts[1]["client_order_id"]
 
-    async def test_paying_a_paid_session_again_returns_it_without_a_second_charge(self, api):
+    async def test_paying_a_paid_session_again_is_409_without_a_second_charge(self, api):
         medusa = await api.medusa_session()
         first = await api.pay(medusa)
 
         second = await api.pay(medusa)
 
-        assert second.status_code == 200
-        assert second.json()["id"] == first.json()["id"]
+        assert second.status_code == 409  # issue 12: AlreadyPaid, with the payment
+        assert second.json()["payment"]["id"] == first.json()["id"]
         assert len(await api.sandbox_transactions(first.json()["id"])) == 1
 
     async def test_payment_by_cart_uses_its_netvalve_session(self, api: Api):

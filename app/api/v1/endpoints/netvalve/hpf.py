@@ -5,10 +5,22 @@ from fastapi import APIRouter, Query
 from app.api.auth import STOREFRONT_AUTH_ERRORS, StorefrontPrincipal
 from app.api.deps import NetvalveServiceDep
 from app.core.errors import MalformedJSON
-from app.schemas.netvalve import HpfSessionRequest, HpfSessionResponse, HpfUnavailableResponse
+from app.schemas.error import ErrorResponse
+from app.schemas.netvalve import (
+    HpfSessionRequest,
+    HpfSessionResponse,
+    HpfUnavailableResponse,
+    PaymentConflictResponse,
+)
 from app.services.netvalve_service import (
+    AlreadyPaid,
     HpfUnavailable,
+    InvalidAmount,
+    PaymentInProgress,
+    PaymentSessionAmountInvalid,
     PaymentSessionNotFound,
+    PaymentSessionNotPayable,
+    PaymentStateConflict,
     UnsupportedCurrency,
 )
 
@@ -17,7 +29,25 @@ router = APIRouter(prefix="/hpf")
 HPF_ERRORS = {
     **STOREFRONT_AUTH_ERRORS,
     **PaymentSessionNotFound.schema(),
-    **UnsupportedCurrency.schema(),
+    409: {
+        "model": PaymentConflictResponse,
+        "description": " Or: ".join(
+            str(error.__doc__)
+            for error in (
+                AlreadyPaid,
+                PaymentSessionNotPayable,
+                PaymentStateConflict,
+                PaymentInProgress,
+            )
+        ),
+    },
+    422: {
+        "model": ErrorResponse,
+        "description": " Or: ".join(
+            str(error.__doc__)
+            for error in (UnsupportedCurrency, PaymentSessionAmountInvalid, InvalidAmount)
+        ),
+    },
     **HpfUnavailable.schema(HpfUnavailableResponse),
 }
 
@@ -30,7 +60,8 @@ HPF_ERRORS = {
 async def create_hpf_session(
     body: HpfSessionRequest, _: StorefrontPrincipal, service: NetvalveServiceDep
 ) -> HpfSessionResponse:
-    """Start a hosted-payment-fields session for a Medusa payment session or cart."""
+    """Start a hosted-payment-fields session for a Medusa payment session or cart; a paid or
+    otherwise unpayable session answers 409."""
     return await service.hpf_session(body.payment_session_id, body.cart_id, reuse=False)
 
 
@@ -40,5 +71,6 @@ async def get_hpf_session(
     _: StorefrontPrincipal,
     service: NetvalveServiceDep,
 ) -> HpfSessionResponse:
-    """The same from query parameters; an unexpired session is reused."""
+    """The same from query parameters; an unexpired session is reused unless a payment attempt
+    has spent its token (then a new session starts)."""
     return await service.hpf_session(query.payment_session_id, query.cart_id, reuse=True)

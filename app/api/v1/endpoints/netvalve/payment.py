@@ -8,14 +8,21 @@ from app.api.v1.endpoints.netvalve._common import (
     MONEY_OPENAPI,
     IdempotencyKeyHeader,
     idempotent,
+    request_key,
 )
-from app.schemas.netvalve import DeclineResponse
+from app.schemas.error import ErrorResponse
+from app.schemas.netvalve import DeclineResponse, PaymentConflictResponse
 from app.schemas.payment import PaymentRequest, PaymentResponse
+from app.services.idempotency_service import IdempotencyKeyInFlight
 from app.services.netvalve_service import (
+    AlreadyPaid,
     AmountMismatch,
     GatewayValidationFailed,
     PaymentDeclined,
+    PaymentInProgress,
+    PaymentSessionAmountInvalid,
     PaymentSessionNotFound,
+    PaymentSessionNotPayable,
     PaymentStateConflict,
     UnsupportedCurrency,
 )
@@ -32,10 +39,31 @@ router = APIRouter()
         **RateLimited.schema(),
         **PaymentDeclined.schema(DeclineResponse),
         **PaymentSessionNotFound.schema(),
-        **PaymentStateConflict.schema(),
-        **AmountMismatch.schema(),
-        **UnsupportedCurrency.schema(),
-        **GatewayValidationFailed.schema(),
+        409: {
+            "model": PaymentConflictResponse,
+            "description": " Or: ".join(
+                str(error.__doc__)
+                for error in (
+                    AlreadyPaid,
+                    PaymentSessionNotPayable,
+                    PaymentStateConflict,
+                    PaymentInProgress,
+                    IdempotencyKeyInFlight,
+                )
+            ),
+        },
+        422: {
+            "model": ErrorResponse,
+            "description": " Or: ".join(
+                str(error.__doc__)
+                for error in (
+                    AmountMismatch,
+                    PaymentSessionAmountInvalid,
+                    UnsupportedCurrency,
+                    GatewayValidationFailed,
+                )
+            ),
+        },
     },
 )
 async def create_payment(
@@ -46,7 +74,16 @@ async def create_payment(
     idempotency: IdempotencyDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
-    """Authorize or sell with a hosted-payment-fields token; the amount comes from Medusa."""
+    """Authorize or sell with a hosted-payment-fields token; the amount comes from Medusa.
+
+    Only a payable Medusa session is charged: a paid one answers 409 AlreadyPaid with the
+    payment (a retry with the same Idempotency-Key replays the answer that paid it)."""
+    key = request_key(principal, idempotency_key)
     return await idempotent(
-        request, idempotency, principal, idempotency_key, body, lambda: service.pay(body)
+        request,
+        idempotency,
+        principal,
+        idempotency_key,
+        body,
+        lambda: service.pay(body, request_key=key),
     )
