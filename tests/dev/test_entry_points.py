@@ -1,0 +1,104 @@
+"""Each command a newcomer types checks its settings first: a bad one, or a database that cannot
+be reached, ends it non-zero with exactly one line on stderr that names the variable and holds
+no secret value (issue 12, section 3)."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT, bare_env
+from tests.dev.test_make_run import free_port
+
+SECRET = "hunter2-never-print-me-0123456789"
+LAUNCHER = [sys.executable, "-m", "app.dev"]
+ALEMBIC_WRAPPER = [*LAUNCHER, "alembic", "upgrade", "head"]
+UVICORN = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", "0"]
+SANDBOX = [sys.executable, "-m", "app.sandbox"]
+Started = subprocess.CompletedProcess[str]
+DEV = {"ENVIRONMENT": "development", "NETVALVE_ENVIRONMENT": "sandbox"}
+
+
+def unreachable_url() -> str:
+    return f"postgresql+asyncpg://netvalve:{SECRET}@127.0.0.1:{free_port()}/netvalve"
+
+
+def start(command: list[str], tmp_path: Path, **variables: str) -> Started:
+    """Runs `command` in `tmp_path`, with only `variables` configured."""
+    env = bare_env(PYTHONPATH=str(PROJECT_ROOT), DEV_DATA_DIR=str(tmp_path / "data"), **variables)
+    return subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def start_with_example_env(command: list[str], tmp_path: Path) -> Started:
+    """`cp .env.example .env`, then `command`."""
+    shutil.copy(PROJECT_ROOT / ".env.example", tmp_path / ".env")
+    return start(command, tmp_path)
+
+
+def assert_one_line(started: Started, *names: str, secrets: tuple[str, ...] = (SECRET,)) -> str:
+    assert started.returncode != 0, started.stdout
+    lines = started.stderr.splitlines()
+    assert len(lines) == 1, started.stderr
+    for name in names:
+        assert name in lines[0], lines[0]
+    for secret in secrets:
+        assert secret not in started.stderr + started.stdout
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "command", [LAUNCHER, ALEMBIC_WRAPPER, UVICORN], ids=["make-run", "alembic", "uvicorn"]
+)
+def test_the_example_env_file_is_one_line(command, tmp_path):
+    # `cp .env.example .env && make run` used to end in a 131-line traceback from Alembic.
+    started = start_with_example_env(command, tmp_path)
+
+    line = assert_one_line(started, secrets=("change-me",))
+    assert "NETVALVE_CLIENT_ID" in line or "DATABASE_URL at localhost:5432" in line
+
+
+@pytest.mark.parametrize("command", [LAUNCHER, ALEMBIC_WRAPPER], ids=["make-run", "alembic"])
+def test_a_database_that_cannot_be_reached_is_one_line_with_host_and_port(command, tmp_path):
+    url = unreachable_url()
+    started = start(command, tmp_path, DATABASE_URL=url, **DEV)
+
+    line = assert_one_line(started, "DATABASE_URL", url.split("@")[1].split("/")[0])
+    assert "cannot reach" in line
+
+
+@pytest.mark.parametrize(
+    "command", [LAUNCHER, ALEMBIC_WRAPPER, UVICORN], ids=["make-run", "alembic", "uvicorn"]
+)
+def test_a_database_url_without_asyncpg_is_named(command, tmp_path):
+    started = start(command, tmp_path, DATABASE_URL=f"postgresql://u:{SECRET}@h/db", **DEV)
+
+    assert_one_line(started, "DATABASE_URL")
+
+
+def test_the_launcher_validates_a_users_variable_on_the_embedded_database(tmp_path):
+    started = start(LAUNCHER, tmp_path, STOREFRONT_API_KEYS=SECRET[:12])
+
+    assert_one_line(started, "STOREFRONT_API_KEYS", secrets=(SECRET[:12],))
+    assert "Embedded PostgreSQL stopped." in started.stdout
+
+
+def test_uvicorn_names_a_weak_key_without_echoing_it(tmp_path):
+    started = start(
+        UVICORN, tmp_path, DATABASE_URL=unreachable_url(), ADMIN_API_KEYS="tiny-key-77", **DEV
+    )
+
+    assert_one_line(started, "ADMIN_API_KEYS", secrets=(SECRET, "tiny-key-77"))
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("SANDBOX_PORT", "eighty"), ("SANDBOX_WEBHOOK_DUPLICATE_RATE", "2")],
+)
+def test_the_sandbox_names_a_bad_variable(variable, value, tmp_path):
+    started = start(SANDBOX, tmp_path, NETVALVE_API_KEY=SECRET, **{variable: value})
+
+    assert_one_line(started, variable)
