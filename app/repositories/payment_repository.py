@@ -309,14 +309,15 @@ class IdempotencyRepository:
         return result.scalar_one_or_none()
 
     async def take_over(self, scope: str, key: str, stale_before: datetime, now: datetime) -> bool:
-        """Re-own a key whose first request died without finishing (its lock went stale)."""
+        """Re-own a key that no request holds: released without a final answer, or whose first
+        request died without finishing (its lock went stale)."""
         result = await self.session.execute(
             update(IdempotencyKey)
             .where(
                 IdempotencyKey.scope == scope,
                 IdempotencyKey.key == key,
                 IdempotencyKey.response_status.is_(None),
-                IdempotencyKey.locked_at < stale_before,
+                or_(IdempotencyKey.locked_at.is_(None), IdempotencyKey.locked_at < stale_before),
             )
             .values(locked_at=now)
             .returning(IdempotencyKey.id)
@@ -330,10 +331,19 @@ class IdempotencyRepository:
             .values(response_status=status, response_body=body, locked_at=None)
         )
 
-    async def release(self, scope: str, key: str) -> None:
-        await self.session.execute(
-            delete(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
-        )
+    async def release(self, scope: str, key: str, locked_at: datetime | None = None) -> None:
+        """Unlock a key whose answer was not final. The row stays, and with it the body the key
+        was first used with: a retry may run again, a different request is still refused.
+
+        With `locked_at`, only the lock taken then: a later holder's lock is left alone."""
+        condition = [
+            IdempotencyKey.scope == scope,
+            IdempotencyKey.key == key,
+            IdempotencyKey.response_status.is_(None),
+        ]
+        if locked_at is not None:
+            condition.append(IdempotencyKey.locked_at == locked_at)
+        await self.session.execute(update(IdempotencyKey).where(*condition).values(locked_at=None))
 
 
 class HpfSessionRepository:

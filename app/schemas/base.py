@@ -16,21 +16,28 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+# Amounts are ASCII digits only: `\d` (in Python's re and in pydantic's Rust regex) and
+# `Decimal()` also take full-width, Arabic-Indic or mathematical digits. The JSON Schema shows
+# these same patterns.
+MONEY_IN_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,12})?$"
+MONEY_OUT_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
 # Major units as a decimal string ("44.00"): exact in JSON, unlike a float.
 MoneyOut = Annotated[
     Decimal,
     PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json"),
-    Field(json_schema_extra={"type": "string", "pattern": r"^\d+(\.\d+)?$"}),
+    Field(json_schema_extra={"type": "string", "pattern": MONEY_OUT_PATTERN}),
 ]
 MoneyIn = Annotated[
     str,
     Field(
-        pattern=r"^\d{1,12}(\.\d{1,12})?$",
+        pattern=MONEY_IN_PATTERN,
         description='Major units as a decimal string, e.g. "44.00"; never a float.',
         examples=["44.00"],
     ),
 ]
-_RFC_3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_RFC_3339 = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
 
 
 def _rfc_3339(value: object) -> object:

@@ -7,8 +7,13 @@
 
 Keys are scoped (`scope`) to the API key that sent them. Requests refused by authentication or
 validation never get this far, so they are not stored; neither are answers that are not final (202
-pending, 409 conflicts, 429, 5xx): a retry with the same key runs again, which is safe because
-every operation is also guarded by the ledger's state.
+pending, 409 conflicts, 429, 5xx): the key is released, still bound to its first body, and a
+retry with the same key and body runs again, which is safe because every operation is also
+guarded by the ledger's state.
+
+A request that ends while the database is down cannot release its key then; this process
+remembers it and releases it before its next idempotent request, so that the retry after the
+outage runs instead of waiting for the lock to go stale.
 """
 
 import hashlib
@@ -16,26 +21,40 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+import structlog
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.errors import AppError
+from app.db.errors import is_database_down
 from app.repositories.payment_repository import IdempotencyRepository
 from app.services.netvalve_service import ServiceResult
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # A first request that has held its key this long without finishing is taken to have died.
 STALE_AFTER = timedelta(minutes=2)
+KEY_RULES = "8 to 255 visible ASCII characters (! to ~, no spaces)"
 _KEY = re.compile(r"^[\x21-\x7e]{8,255}$")
 _NOT_FINAL = {202, 409, 429}
+# (scope, key) -> locked_at of keys whose request ended while the database was down.
+_unreleased: dict[tuple[str, str], datetime] = {}
+
+log = structlog.get_logger(__name__)
 
 
 class IdempotencyKeyMissing(AppError):
     """Money-moving requests need an Idempotency-Key header (8-255 visible ASCII characters)."""
 
     status_code = 400
-    message = "Send an Idempotency-Key header of 8 to 255 visible ASCII characters."
+    message = f"Send an Idempotency-Key header of {KEY_RULES}."
+
+
+class IdempotencyKeyInvalid(AppError):
+    """The Idempotency-Key header is not 8-255 visible ASCII characters."""
+
+    status_code = 400
+    message = f"The Idempotency-Key header must be {KEY_RULES}."
 
 
 class IdempotencyKeyReused(AppError):
@@ -76,8 +95,12 @@ class IdempotencyService:
         request_id: str,
         action: Callable[[], Awaitable[ServiceResult]],
     ) -> JSONResponse:
-        if key is None or not _KEY.match(key):
+        if key is None:
             raise IdempotencyKeyMissing
+        if not _KEY.fullmatch(key):
+            raise IdempotencyKeyInvalid
+        if _unreleased:
+            await self._release_unreleased()
         digest, now = fingerprint(method, path, body), datetime.now(UTC)
         async with self._sessionmaker.begin() as session:
             repository = IdempotencyRepository(session)
@@ -100,7 +123,7 @@ class IdempotencyService:
         except AppError as error:
             status, payload, headers = error.status_code, error.body(request_id), error.headers
         except BaseException:
-            await self._release(scope, key)
+            await self._release(scope, key, now)
             raise
         else:
             status, payload, headers = (
@@ -108,14 +131,38 @@ class IdempotencyService:
                 result.payment.model_dump(mode="json"),
                 {},
             )
-        async with self._sessionmaker.begin() as session:
-            repository = IdempotencyRepository(session)
-            if status in _NOT_FINAL or status >= 500:
-                await repository.release(scope, key)
-            else:
-                await repository.complete(scope, key, status, payload)
+        try:
+            async with self._sessionmaker.begin() as session:
+                repository = IdempotencyRepository(session)
+                if status in _NOT_FINAL or status >= 500:
+                    await repository.release(scope, key)
+                else:
+                    await repository.complete(scope, key, status, payload)
+        except Exception as error:
+            if is_database_down(error):
+                _unreleased[(scope, key)] = now
+            raise
         return JSONResponse(payload, status_code=status, headers=headers)
 
-    async def _release(self, scope: str, key: str) -> None:
+    async def _release(self, scope: str, key: str, locked_at: datetime) -> None:
+        """Release the key of a request that failed; remembered for later if the database is
+        down (the request's own error is what the caller is told)."""
+        try:
+            async with self._sessionmaker.begin() as session:
+                await IdempotencyRepository(session).release(scope, key, locked_at)
+        except Exception as error:
+            if not is_database_down(error):
+                raise
+            _unreleased[(scope, key)] = locked_at
+            log.warning("idempotency.release_deferred", error=type(error).__name__)
+
+    async def _release_unreleased(self) -> None:
+        held = dict(_unreleased)
         async with self._sessionmaker.begin() as session:
-            await IdempotencyRepository(session).release(scope, key)
+            repository = IdempotencyRepository(session)
+            for (scope, key), locked_at in held.items():
+                await repository.release(scope, key, locked_at)
+        for entry, locked_at in held.items():
+            if _unreleased.get(entry) == locked_at:
+                del _unreleased[entry]
+        log.info("idempotency.released_after_outage", keys=len(held))

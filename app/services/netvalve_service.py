@@ -286,6 +286,20 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _positive_amount(amount: str) -> Decimal:
+    """A requested amount, refused unless ASCII digits (`Decimal()` reads any Unicode digit)
+    and above zero."""
+    try:
+        value = Decimal(amount) if amount.isascii() else None
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite():
+        raise InvalidAmount("The amount is not a decimal number of ASCII digits.")
+    if value <= 0:
+        raise InvalidAmount("The amount must be positive.")
+    return value
+
+
 def _minor(value: object, currency: str) -> int:
     amount = value if isinstance(value, Decimal) else Decimal(str(value))
     return int(quantize(amount, currency).scaleb(exponent(currency)))
@@ -524,6 +538,8 @@ class NetvalveService:
     # --- capture, refund, cancel -------------------------------------------------------------
 
     async def capture(self, request: CaptureRequest) -> ServiceResult:
+        if request.amount is not None:
+            _positive_amount(request.amount)  # before any lookup: a zero is not "nothing left"
         payment = await self._find(request.payment_id, request.transaction_id)
         remaining = payment.authorized_minor - payment.captured_minor
         amount_minor = self._requested(request.amount, payment.currency, default=remaining)
@@ -557,6 +573,8 @@ class NetvalveService:
     async def refund(
         self, request: RefundRequest, *, request_key: str | None = None
     ) -> ServiceResult:
+        if request.amount is not None:
+            _positive_amount(request.amount)  # before any lookup: a zero is not "nothing left"
         payment = await self._find(request.payment_id, request.transaction_id)
         if request_key is not None:
             # A partial refund can be repeated, so the ledger's state cannot tell a retry from
@@ -662,10 +680,7 @@ class NetvalveService:
         if amount is None:
             minor = default
         else:
-            try:
-                value = Decimal(amount)
-            except InvalidOperation:
-                raise InvalidAmount(f"{amount!r} is not an amount.") from None
+            value = _positive_amount(amount)
             if value != quantize(value, currency):
                 raise InvalidAmount(f"{currency} amounts have {exponent(currency)} decimals.")
             minor = _minor(value, currency)

@@ -243,6 +243,7 @@ REFUSED_AS_INVALID = {
     "RequestValidationError",
     "MalformedJSON",
     "IdempotencyKeyMissing",
+    "IdempotencyKeyInvalid",
     "InvalidCursor",
     "BadRequest",
 }

@@ -14,7 +14,9 @@ from app.schemas.error import ErrorResponse
 from app.schemas.payment import PaymentResponse
 from app.services.idempotency_service import (
     IDEMPOTENCY_HEADER,
+    KEY_RULES,
     IdempotencyKeyInFlight,
+    IdempotencyKeyInvalid,
     IdempotencyKeyMissing,
     IdempotencyKeyReused,
     IdempotencyService,
@@ -27,8 +29,9 @@ from app.services.netvalve_service import (
     ServiceResult,
 )
 
-# Read as optional, so that a missing or malformed key gets IdempotencyKeyMissing (400) from the
-# service rather than a generic 422; documented as what it is, required, in MONEY_OPENAPI.
+# Read as optional, so that a missing key gets IdempotencyKeyMissing (400) and a malformed one
+# IdempotencyKeyInvalid (400) from the service rather than a generic 422; documented as what it
+# is, required, in MONEY_OPENAPI.
 IdempotencyKeyHeader = Annotated[
     str | None, Header(alias=IDEMPOTENCY_HEADER, include_in_schema=False)
 ]
@@ -38,8 +41,9 @@ MONEY_OPENAPI: dict[str, Any] = {
             "name": IDEMPOTENCY_HEADER,
             "in": "header",
             "required": True,
-            "description": "A unique key per operation (e.g. Medusa's capt_..., ref_...); "
-            "a retry with the same key replays the first answer.",
+            "description": "A unique key per operation (e.g. Medusa's capt_..., ref_...), "
+            f"{KEY_RULES}; a retry with the same key replays the first answer, and the key "
+            "cannot be used with a different body.",
             "schema": {"type": "string", "minLength": 8, "maxLength": 255, "pattern": "^[!-~]+$"},
         }
     ]
@@ -50,7 +54,8 @@ MONEY_ERRORS: dict[int | str, dict[str, Any]] = {
     **AUTH_ERRORS,
     400: {
         "model": ErrorResponse,
-        "description": f"{IdempotencyKeyMissing.__doc__} Or: {MalformedJSON.__doc__}",
+        "description": f"{IdempotencyKeyMissing.__doc__} Or: {IdempotencyKeyInvalid.__doc__} "
+        f"Or: {MalformedJSON.__doc__}",
     },
     **IdempotencyKeyInFlight.schema(),
     **IdempotencyKeyReused.schema(),
