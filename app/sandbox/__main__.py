@@ -6,13 +6,14 @@ sandbox-client / sandbox-api-key), so the service and the sandbox share one conf
 
 import uvicorn
 
+from app.core.config import secret_values
 from app.core.logging import configure_logging
 from app.sandbox.app import SandboxSettings, create_sandbox_app
 
 
 def main() -> None:
     settings = SandboxSettings()
-    configure_logging("INFO")
+    configure_logging("INFO", secrets=secret_values(settings))
     base = f"http://{settings.sandbox_host}:{settings.sandbox_port}"
     print(  # noqa: T201
         f"\nNetValve sandbox on {base}\n"
