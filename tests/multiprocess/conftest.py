@@ -28,6 +28,7 @@ from tests.conftest import (
     create_medusa_tables,
 )
 from tests.fixtures.gateway import Receiver, SandboxBackend, recording_sandbox
+from tests.fixtures.log_audit import audit_file
 from tests.fixtures.settings import TEST_API_KEY, TEST_BASIC_AUTH_PASSWORD
 
 WEBHOOK_HEADER = "X-Netvalve-Auth"
@@ -48,6 +49,7 @@ class ServiceProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"{name}.log"
+        audit_file(self.log_path)
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [
