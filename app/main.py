@@ -27,7 +27,7 @@ from app.api.guard import RequestGuardMiddleware
 from app.api.v1.endpoints.netvalve.router import router as netvalve_router
 from app.clients.transport import create_http_client
 from app.core import metrics
-from app.core.config import ConfigurationError, Settings, get_settings
+from app.core.config import ConfigurationError, Settings, get_settings, secret_values
 from app.core.errors import register_exception_handlers
 from app.core.headers import SecurityHeadersMiddleware
 from app.core.logging import REQUEST_ID_HEADER, RequestContextMiddleware, configure_logging
@@ -170,7 +170,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, secrets=secret_values(settings))
     app = FastAPI(
         title="netvalve-gateway",
         version=VERSION,

@@ -45,7 +45,9 @@ from tests.fixtures.medusa import MEDUSA_TABLE_NAMES
 from tests.fixtures.settings import make_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# Fails the run if any log line of the whole suite holds a secret or a full card number.
+# Fails the run if any log line of the suite's processes, or any text the service served or
+# stored, holds a secret or a full card number. (Imported where used, below: a plugin imported
+# before pytest registers it cannot have its asserts rewritten.)
 pytest_plugins = ["tests.fixtures.log_audit", "tests.fixtures.settlement"]
 
 
@@ -97,7 +99,17 @@ class Databases:
 
     def drop_all(self) -> None:
         for name in self.names:
+            asyncio.run(self._audit(name))
             asyncio.run(drop_database(self.server_url, name))
+
+    async def _audit(self, name: str) -> None:
+        from tests.fixtures.log_audit import audit_database
+
+        connection = await asyncpg.connect(asyncpg_dsn(with_database(self.server_url, name)))
+        try:
+            await audit_database(connection, f"database {name}")
+        finally:
+            await connection.close()
 
 
 @pytest.fixture(scope="session")
@@ -160,6 +172,10 @@ async def db_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
             yield session
         finally:
             await session.close()
+            from tests.fixtures.log_audit import audit_database
+
+            raw = await connection.get_raw_connection()
+            await audit_database(raw.driver_connection, "rolled-back test transaction")
             await transaction.rollback()
 
 
@@ -181,9 +197,14 @@ async def app(settings: Settings, db_session: AsyncSession) -> AsyncIterator[Fas
 
 
 def asgi_client(app: FastAPI) -> httpx.AsyncClient:
+    from tests.fixtures.log_audit import audit_response
+
     # raise_app_exceptions=False: a 500 is asserted on as a response, like a caller would see it.
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    return httpx.AsyncClient(transport=transport, base_url="http://test")
+    # Every body the service serves is audited for secrets and card numbers.
+    return httpx.AsyncClient(
+        transport=transport, base_url="http://test", event_hooks={"response": [audit_response]}
+    )
 
 
 @pytest_asyncio.fixture

@@ -5,11 +5,13 @@ fail at start-up with a message that names the variable, so a misconfigured depl
 serves traffic.
 """
 
+import base64
 import re
 import uuid
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import (
     AnyHttpUrl,
@@ -370,3 +372,23 @@ def load_database_settings() -> DatabaseSettings:
 @lru_cache
 def get_settings() -> Settings:
     return load_settings()
+
+
+def secret_values(settings: BaseSettings) -> list[str]:
+    """Every secret `settings` holds, as it could appear in a log line: each `SecretStr` (in
+    lists too), the basic-auth header value NetValve's credentials make, and database passwords.
+    For redaction by value (`app.core.logging.register_secrets`)."""
+    found: list[str] = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if isinstance(item, SecretStr):
+                found.append(item.get_secret_value())
+            elif isinstance(item, str) and name.endswith("database_url"):
+                found.append(urlsplit(item).password or "")
+    username = getattr(settings, "netvalve_basic_auth_username", None)
+    password = getattr(settings, "netvalve_basic_auth_password", None)
+    if username and isinstance(password, SecretStr):
+        pair = f"{username}:{password.get_secret_value()}".encode()
+        found.append(base64.b64encode(pair).decode())
+    return [value for value in found if value]

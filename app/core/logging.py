@@ -1,7 +1,9 @@
 """JSON logs with a request id on every line, and redaction of secrets and card numbers.
 
 Redaction is a last line of defence: secrets are `SecretStr` and card data never reaches this
-service, but a gateway response or an exception message could still carry either.
+service, but a gateway response or an exception message could still carry either. Values are
+redacted by the key they sit under, by shape (card numbers, also spaced, dashed or dotted), and by
+value: every secret the settings hold, wherever it appears in a line, tracebacks included.
 """
 
 import logging
@@ -9,7 +11,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import structlog
@@ -31,8 +33,49 @@ _SENSITIVE_KEY = re.compile(
     r"\bpan\b|cvv|cvc|security[-_]?code|credentials?)",
     re.IGNORECASE,
 )
-# 13 to 19 digits, optionally grouped by spaces or dashes: the shape of a card number.
-_PAN_CANDIDATE = re.compile(r"(?<![\d])(?:\d[ -]?){12,18}\d(?![\d])")
+# 13 to 19 digits, optionally grouped by spaces, dashes or dots: the shape of a card number.
+_PAN_CANDIDATE = re.compile(r"(?<![\d])(?:\d[ .-]?){12,18}\d(?![\d])")
+# Shorter values would redact ordinary words; the settings refuse secrets this short anyway.
+MIN_SECRET_LENGTH = 8
+
+
+class _SecretValues:
+    """The secret values to redact wherever they appear, as one alternation compiled once per
+    change (a handful of values: the regex engine's literal matching is fast enough here)."""
+
+    def __init__(self) -> None:
+        self.values: frozenset[str] = frozenset()
+        self.pattern: re.Pattern[str] | None = None
+
+    def add(self, values: Iterable[str]) -> None:
+        new = {value for value in values if len(value) >= MIN_SECRET_LENGTH} - self.values
+        if not new:
+            return
+        self.values |= new
+        # Longest first, so that a secret containing another is replaced whole.
+        ordered = sorted(self.values, key=len, reverse=True)
+        self.pattern = re.compile("|".join(re.escape(value) for value in ordered))
+
+    def redact(self, text: str) -> str:
+        pattern = self.pattern
+        return text if pattern is None else pattern.sub(REDACTED, text)
+
+
+_SECRETS = _SecretValues()
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Redact these values from every log line from now on (values only add up: a process that
+    serves several configurations, as the tests do, keeps all of them redacted)."""
+    _SECRETS.add(values)
+
+
+def registered_secrets() -> frozenset[str]:
+    return _SECRETS.values
+
+
+def redact_secrets(text: str) -> str:
+    return _SECRETS.redact(text)
 
 
 def _mask_pan(match: re.Match[str]) -> str:
@@ -66,7 +109,7 @@ def redact(value: Any, key: str | None = None) -> Any:
     if key is not None and _SENSITIVE_KEY.search(key):
         return REDACTED
     if isinstance(value, str):
-        return mask_card_numbers(value)
+        return mask_card_numbers(_SECRETS.redact(value))
     if isinstance(value, Mapping):
         return {k: redact(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -91,18 +134,26 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
+_render_json = structlog.processors.JSONRenderer()
+
+
+def _render(logger: Any, method_name: str, event_dict: EventDict) -> str:
+    # Secrets once more over the whole line: a value that is not a string (an exception object,
+    # bytes, a URL) is rendered by its repr, which the per-value redaction never saw.
+    return _SECRETS.redact(str(_render_json(logger, method_name, event_dict)))
+
+
 def json_formatter() -> logging.Formatter:
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *_shared_processors()],
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.JSONRenderer(),
-        ],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _render],
     )
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Route structlog and the standard library (uvicorn, SQLAlchemy) through one JSON renderer."""
+def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
+    """Route structlog and the standard library (uvicorn, SQLAlchemy) through one JSON renderer,
+    redacting `secrets` (see `app.core.config.secret_values`) wherever they appear."""
+    register_secrets(secrets)
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(json_formatter())
     handler.set_name(_HANDLER_NAME)

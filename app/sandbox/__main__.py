@@ -7,7 +7,7 @@ sandbox-client / sandbox-api-key), so the service and the sandbox share one conf
 import uvicorn
 from pydantic import ValidationError
 
-from app.core.config import configuration_error
+from app.core.config import configuration_error, secret_values
 from app.core.logging import configure_logging
 from app.core.startup import exit_on_startup_error
 from app.sandbox.app import SandboxSettings, create_sandbox_app
@@ -23,7 +23,7 @@ def load_sandbox_settings() -> SandboxSettings:
 def main() -> None:
     with exit_on_startup_error("netvalve-sandbox"):
         settings = load_sandbox_settings()
-    configure_logging("INFO")
+    configure_logging("INFO", secrets=secret_values(settings))
     base = f"http://{settings.sandbox_host}:{settings.sandbox_port}"
     print(  # noqa: T201
         f"\nNetValve sandbox on {base}\n"

@@ -1,10 +1,23 @@
+import base64
 import logging
 
 import pytest
 import structlog
 from fastapi import FastAPI
+from pydantic import SecretStr
 
-from app.core.logging import REDACTED, mask_card_numbers, redact
+from app.core.config import secret_values
+from app.core.logging import (
+    REDACTED,
+    configure_logging,
+    mask_card_numbers,
+    redact,
+    register_secrets,
+    registered_secrets,
+)
+from app.main import create_app
+from tests.fixtures.gateway import UNUSED_DB
+from tests.fixtures.settings import TEST_API_KEY, TEST_BASIC_AUTH_PASSWORD, make_settings
 
 
 class TestRedaction:
@@ -103,3 +116,55 @@ class TestRequestId:
         second = await client.get("/health")
 
         assert first.headers["x-request-id"] != second.headers["x-request-id"]
+
+
+class TestRedactionByValue:
+    """Secrets are redacted wherever they appear, not only under a sensitive key: an exception
+    message or a third-party library's line carries no key to go by."""
+
+    def test_an_exception_holding_the_api_key_is_logged_with_the_key_redacted(self, captured_logs):
+        create_app(make_settings(UNUSED_DB))  # registers the settings' secrets, as at start-up
+        try:
+            raise RuntimeError(f"NetValve refused key {TEST_API_KEY} for test-client")
+        except RuntimeError:
+            structlog.get_logger("probe").exception("probe.failed", detail=f"key={TEST_API_KEY}")
+            logging.getLogger("thirdparty.lib").exception("call with %s failed", TEST_API_KEY)
+
+        assert TEST_API_KEY not in captured_logs.text
+        structlog_line, stdlib_line = captured_logs.lines()[-2:]
+        assert f"refused key {REDACTED} for test-client" in structlog_line["exception"]
+        assert structlog_line["detail"] == f"key={REDACTED}"
+        assert stdlib_line["event"] == f"call with {REDACTED} failed"
+        assert f"refused key {REDACTED}" in stdlib_line["exception"]
+
+    def test_every_secret_of_the_settings_is_redacted_even_in_a_repr(self, captured_logs):
+        settings = make_settings(
+            "postgresql+asyncpg://app:db-pass-5e2b1c0a@127.0.0.1:1/netvalve",
+            storefront_api_keys=[SecretStr("sf_value_test_1f0e2d3c4b5a69788796")],
+            netvalve_webhook_auth_values=[SecretStr("whk_value_test_00000000042")],
+        )
+        configure_logging("INFO", secrets=secret_values(settings))
+        basic = base64.b64encode(f"merchant:{TEST_BASIC_AUTH_PASSWORD}".encode()).decode()
+        secrets = [
+            "sf_value_test_1f0e2d3c4b5a69788796",
+            "whk_value_test_00000000042",
+            "db-pass-5e2b1c0a",
+            TEST_BASIC_AUTH_PASSWORD,
+            basic,
+        ]
+
+        logging.getLogger("probe").warning("sent %r", {"h": [f"Basic {basic}"], "b": secrets})
+
+        assert not [secret for secret in secrets if secret in captured_logs.text]
+        assert set(secret_values(settings)) >= set(secrets)
+
+    @pytest.mark.parametrize(
+        "text", ["4012-0000-9876-5439", "4012.0000.9876.5439", "4012 0000 9876 5439"]
+    )
+    def test_grouped_card_numbers_are_masked(self, text):
+        assert mask_card_numbers(f"card {text} declined") == "card 401200******5439 declined"
+
+    def test_short_values_are_not_taken_for_secrets(self):
+        register_secrets(["abc"])
+
+        assert "abc" not in registered_secrets()

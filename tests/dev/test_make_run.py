@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from tests.conftest import PROJECT_ROOT, bare_env
+from tests.fixtures.log_audit import audit_text
 
 
 def free_port() -> int:
@@ -71,6 +72,7 @@ def test_serves_docs_health_and_ready_with_no_configuration_then_stops_cleanly(t
         docs = httpx.get(f"{base}/docs", timeout=5)
         ready = httpx.get(f"{base}/health/ready", timeout=10)
         banner = read_banner(launcher)
+        audit_text("make run", banner)
         sandbox = re.search(r"NetValve +in-process sandbox, (http://127\.0\.0\.1:\d+)", banner)
         assert sandbox, banner
         demo = httpx.get(f"{sandbox.group(1)}/hpf/demo", timeout=5)
@@ -83,6 +85,7 @@ def test_serves_docs_health_and_ready_with_no_configuration_then_stops_cleanly(t
     finally:
         launcher.send_signal(signal.SIGINT)
         output, _ = launcher.communicate(timeout=60)
+        audit_text("make run", output)
 
     assert launcher.returncode == 0, output
     assert "Swagger UI  " + base + "/docs" in banner

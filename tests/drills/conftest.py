@@ -13,6 +13,7 @@ from alembic import command
 from app.dev.embedded_pg import EmbeddedPostgres, asyncpg_dsn, ensure_database, with_database
 from tests.api.netvalve.conftest import LEDGER_TABLES, api_factory  # noqa: F401
 from tests.conftest import alembic_config
+from tests.fixtures.log_audit import audit_database
 
 
 class StoppablePostgres:
@@ -63,6 +64,7 @@ async def stoppable_db(stoppable_server: StoppablePostgres) -> AsyncIterator[Sto
     await stoppable_server.start()
     connection = await stoppable_server.connect()
     try:
+        await audit_database(connection, "drill")
         await connection.execute(f"TRUNCATE {LEDGER_TABLES}, webhook_events")
     finally:
         await connection.close()

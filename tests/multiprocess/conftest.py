@@ -28,6 +28,7 @@ from tests.conftest import (
     create_medusa_tables,
 )
 from tests.fixtures.gateway import Receiver, SandboxBackend, recording_sandbox
+from tests.fixtures.log_audit import audit_file
 from tests.fixtures.settings import TEST_API_KEY, TEST_BASIC_AUTH_PASSWORD
 
 WEBHOOK_HEADER = "X-Netvalve-Auth"
@@ -69,6 +70,7 @@ class ServiceProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"{name}.log"
+        audit_file(self.log_path)
         self._log = self.log_path.open("wb")
         default = ["uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", "0"]
         default += ["--no-server-header", "--timeout-graceful-shutdown", "10"]

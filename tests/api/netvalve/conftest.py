@@ -21,6 +21,7 @@ from app.dev.embedded_pg import asyncpg_dsn
 from app.main import create_app
 from tests.conftest import asgi_client, started_app
 from tests.fixtures.gateway import APPROVE_CARD, SandboxBackend
+from tests.fixtures.log_audit import audit_database
 from tests.fixtures.medusa import (
     create_address,
     create_cart,
@@ -142,6 +143,7 @@ async def api_factory(
             await lifespan.__anext__()
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
+        await audit_database(connection, "api test")
         await connection.execute(f"TRUNCATE {LEDGER_TABLES}")
     finally:
         await connection.close()

@@ -19,6 +19,7 @@ from app.main import create_app
 from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory
 from tests.api.netvalve.test_webhooks import WEBHOOKS, deliver, event, service_of
 from tests.conftest import PROJECT_ROOT, bare_env, started_app
+from tests.fixtures.log_audit import audited_output
 from tests.fixtures.settings import TEST_API_KEY, TEST_BASIC_AUTH_PASSWORD, make_settings
 
 pytestmark = pytest.mark.asyncio
@@ -170,13 +171,15 @@ async def test_sigterm_lets_an_in_flight_payment_finish(
         ADMIN_API_KEYS=ADMIN_KEY,
         RECONCILE_ENABLED="false",
     )
-    server = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)),
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    log_path = audited_output("shutdown-uvicorn")
+    with log_path.open("wb") as log:
+        server = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)),
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
     try:
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base, timeout=10) as http:
@@ -217,7 +220,7 @@ async def test_sigterm_lets_an_in_flight_payment_finish(
         assert answer.json()["state"] == "captured"
         # uvicorn re-raises the signal once it has shut down cleanly.
         assert await asyncio.wait_for(server.wait(), 15) in {0, -signal.SIGTERM}
-        output = (await server.stdout.read()).decode() if server.stdout else ""
+        output = log_path.read_text(encoding="utf-8")
         lines = [json.loads(line) for line in output.splitlines() if line[:1] == "{"]
         order = [(line.get("event"), line.get("path"), line.get("status")) for line in lines]
         # The payment was answered before the application began to stop.
