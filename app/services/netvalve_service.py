@@ -412,9 +412,7 @@ class NetvalveService:
             payment = await ledger.find(payment_session_id=session.id)
         if payment is not None:
             if payment.state in PAID_STATES:
-                if request_key is not None and await self._paid_by(payment, request_key):
-                    return ServiceResult(200, to_response(payment))
-                raise AlreadyPaid(payment)
+                return await self._paid_again(payment, request_key)
             if payment.in_flight is not None:
                 raise PaymentInProgress
             if payment.state is PaymentState.CANCELED:
@@ -431,16 +429,21 @@ class NetvalveService:
             )
         return None
 
-    async def _paid_by(self, payment: Payment, request_key: str) -> bool:
-        """Whether the request with this key made the payment's approved charge."""
-        async with self._ledger() as ledger:
-            attempts = await ledger.attempts(payment.id)
-        return any(
-            attempt.request_key == request_key
-            and attempt.outcome is AttemptOutcome.APPROVED
-            and attempt.operation in (Operation.SALE, Operation.AUTHORIZE)
-            for attempt in attempts
-        )
+    async def _paid_again(self, payment: Payment, request_key: str | None) -> ServiceResult:
+        """At most one approved charge per Medusa session: only the request that made it (its
+        key on the approved attempt) gets a 200 again, e.g. the retry of a 202 or a 5xx that was
+        not stored; any other, a new token above all, is told with the payment that it is paid."""
+        if request_key is not None:
+            async with self._ledger() as ledger:
+                attempts = await ledger.attempts(payment.id)
+            if any(
+                attempt.request_key == request_key
+                and attempt.outcome is AttemptOutcome.APPROVED
+                and attempt.operation in ROOT_OPERATIONS
+                for attempt in attempts
+            ):
+                return ServiceResult(200, to_response(payment))
+        raise AlreadyPaid(payment)
 
     # --- payment ---------------------------------------------------------------------------
 
@@ -528,11 +531,7 @@ class NetvalveService:
         if payment.in_flight is not None:
             raise PaymentInProgress
         if payment.state in PAID_STATES:
-            # At most one approved charge per Medusa session: only the request that made it gets
-            # a 200 again; any other (a new token) is told, with the payment, that it is paid.
-            if request_key is not None and await self._paid_by(payment, request_key):
-                return ServiceResult(200, to_response(payment))
-            raise AlreadyPaid(payment)
+            return await self._paid_again(payment, request_key)
         raise PaymentStateConflict(f"The payment is {payment.state.value}; it cannot be paid.")
 
     # --- capture, refund, cancel -------------------------------------------------------------

@@ -66,7 +66,7 @@ class TestEveryAnswerMatchesItsOwnAttempt:
         final = await status(api, payment_id)
         assert (final["captured_amount"], final["extra_charged_amount"]) == ("1002.00", "0.00")
         again = await pay(api, session.session_id)  # the session is paid: never charged twice
-        assert (again.status_code, again.json()["state"]) == (200, "captured")
+        assert (again.status_code, again.json()["payment"]["state"]) == (409, "captured")
         assert len(await approved_roots(api, payment_id)) == 1
 
     async def test_a_decline_delivered_while_the_retry_is_in_flight_is_not_its_answer(
