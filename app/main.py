@@ -12,7 +12,6 @@ import structlog
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from app import VERSION
 from app.api import health
@@ -27,6 +26,7 @@ from app.api.v1.endpoints.netvalve.router import router as netvalve_router
 from app.clients.transport import create_http_client
 from app.core import metrics
 from app.core.config import ConfigurationError, Settings, get_settings
+from app.core.cors import ErrorShapeCORSMiddleware
 from app.core.errors import register_exception_handlers
 from app.core.headers import SecurityHeadersMiddleware
 from app.core.logging import REQUEST_ID_HEADER, RequestContextMiddleware, configure_logging
@@ -183,7 +183,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     register_exception_handlers(app)
     app.add_middleware(
-        CORSMiddleware,
+        ErrorShapeCORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "PATCH", "DELETE"],
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", REQUEST_ID_HEADER],
