@@ -79,6 +79,19 @@ class TestZeroAmounts:
         assert response.json()["error"] == "InvalidAmount"
         assert "must be positive" in response.json()["detail"]
 
+    async def test_a_zero_does_not_use_up_the_idempotency_key(self, api: Api):
+        paid = (await api.pay(await api.medusa_session())).json()
+        body = {"payment_id": paid["id"], "amount": "0.00"}
+
+        zero = await api.post("/refund", body, idempotency_key="refund-zero-0001")
+        fixed = await api.post(
+            "/refund", {**body, "amount": "1.00"}, idempotency_key="refund-zero-0001"
+        )
+
+        assert (zero.status_code, zero.json()["error"]) == (422, "InvalidAmount")
+        assert fixed.status_code == 200, fixed.text
+        assert fixed.json()["refunded_amount"] == "1.00"
+
     @pytest.mark.parametrize("path", ["/capture", "/refund"])
     async def test_a_zero_is_refused_before_any_lookup(self, api: Api, path):
         response = await api.post(path, {"payment_id": str(uuid.uuid4()), "amount": "0.00"})
