@@ -35,6 +35,7 @@ from app.core.state import Resources
 from app.db.medusa import create_medusa_pool
 from app.db.session import create_engine, create_sessionmaker
 from app.schemas.error import ErrorResponse
+from app.services.idempotency_service import release_after_outage
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +68,7 @@ async def _sweep_forever(resources: Resources, stop: asyncio.Event) -> None:
         if stop.is_set():
             return
         try:
+            await release_after_outage(resources.sessionmaker)  # keys a DB outage left locked
             settled = await service.sweep_once(stop=stop)
         except Exception:
             metrics.RECONCILE_SWEEPS.labels("failed").inc()

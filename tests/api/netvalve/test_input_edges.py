@@ -4,6 +4,7 @@ import asyncio
 import json
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,9 @@ import pytest
 
 from app.clients.netvalve import Approved
 from app.core import metrics
+from app.repositories.payment_repository import IdempotencyRepository
 from app.schemas.base import MONEY_IN_PATTERN, MONEY_OUT_PATTERN
+from app.services.idempotency_service import _unreleased, release_after_outage
 from tests.api.netvalve.conftest import ADMIN_KEY, Api
 from tests.drills.conftest import StoppablePostgres, stoppable_db, stoppable_server  # noqa: F401
 from tests.fixtures.gateway import Receiver, SandboxBackend
@@ -219,6 +222,29 @@ class TestDatabaseOutageMidRequest:
             if t["transactionType"] == "REFUND"
         ]
         assert len(refunds) == 1
+
+    async def test_the_sweep_releases_what_the_outage_left_locked_and_nothing_else(self, api: Api):
+        # What another worker's retry needs: the owning process releases without a request.
+        sessionmaker = api.http._transport.app.state.resources.sessionmaker  # type: ignore[attr-defined]
+        now = datetime.now(UTC)
+        async with sessionmaker.begin() as session:
+            repository = IdempotencyRepository(session)
+            for key in ("outage-dead-0001", "outage-live-0001"):
+                assert await repository.claim("scope", key, "f" * 64, now, timedelta(hours=1))
+        later = now + timedelta(seconds=1)
+        await api.medusa.execute(
+            "UPDATE idempotency_keys SET locked_at = $1 WHERE key = 'outage-live-0001'", later
+        )
+        _unreleased[("scope", "outage-dead-0001")] = now
+        _unreleased[("scope", "outage-live-0001")] = now  # since taken over by a live request
+
+        released = await release_after_outage(sessionmaker)
+
+        rows = await api.medusa.fetch("SELECT key, locked_at FROM idempotency_keys")
+        locks = {row["key"]: row["locked_at"] for row in rows}
+        assert released == 2
+        assert locks == {"outage-dead-0001": None, "outage-live-0001": later}
+        assert not _unreleased
 
 
 class TestAnEventWaitingForAnEarlierOne:
