@@ -12,7 +12,6 @@ import structlog
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from app import VERSION
 from app.api import health
@@ -28,6 +27,7 @@ from app.api.v1.endpoints.netvalve.router import router as netvalve_router
 from app.clients.transport import create_http_client
 from app.core import metrics
 from app.core.config import ConfigurationError, Settings, get_settings, secret_values
+from app.core.cors import ErrorShapeCORSMiddleware
 from app.core.errors import register_exception_handlers
 from app.core.headers import SecurityHeadersMiddleware
 from app.core.logging import REQUEST_ID_HEADER, RequestContextMiddleware, configure_logging
@@ -36,6 +36,7 @@ from app.core.state import Resources
 from app.db.medusa import create_medusa_pool
 from app.db.session import create_engine, create_sessionmaker
 from app.schemas.error import ErrorResponse
+from app.services.idempotency_service import release_after_outage
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +69,7 @@ async def _sweep_forever(resources: Resources, stop: asyncio.Event) -> None:
         if stop.is_set():
             return
         try:
+            await release_after_outage(resources.sessionmaker)  # keys a DB outage left locked
             settled = await service.sweep_once(stop=stop)
         except Exception:
             metrics.RECONCILE_SWEEPS.labels("failed").inc()
@@ -186,7 +188,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Innermost: its refusals carry CORS headers and the request id like any other answer.
     app.add_middleware(RequestGuardMiddleware, routes=app.routes, settings=settings)
     app.add_middleware(
-        CORSMiddleware,
+        ErrorShapeCORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "PATCH", "DELETE"],
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", REQUEST_ID_HEADER],

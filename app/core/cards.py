@@ -1,4 +1,9 @@
-"""Card-number arithmetic shared by log redaction and the sandbox. No card data is stored here."""
+"""Card-number arithmetic shared by log redaction, webhook storage and the sandbox. No card data
+is stored here."""
+
+import re
+from collections.abc import Collection
+from typing import Any
 
 
 def luhn_valid(number: str) -> bool:
@@ -17,3 +22,68 @@ def luhn_valid(number: str) -> bool:
 def mask(number: str) -> str:
     """NetValve's mask: first six, asterisks, last four (`401200******5439`)."""
     return f"{number[:6]}{'*' * (len(number) - 10)}{number[-4:]}"
+
+
+# 13 to 19 digits, optionally grouped by spaces or dashes: the shape of a card number.
+_PAN_CANDIDATE = re.compile(r"(?<![\d])(?:\d[ -]?){12,18}\d(?![\d])")
+# UUIDs (with or without dashes): their digit groups can look like a grouped card number.
+_UUID = re.compile(
+    r"(?<![0-9A-Za-z])(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|"
+    r"[0-9a-f]{32})(?![0-9A-Za-z])",
+    re.IGNORECASE,
+)
+# NetValve's ids (transactionId, netvalveID, orderId, ...): digits that are not card numbers.
+_ID_KEY = re.compile(r"(^id|Id|ID|_id)$")
+
+
+def mask_pans_in_text(text: str, keep: Collection[str] = ()) -> str:
+    """`text` with every Luhn-valid card number, plain, spaced or dashed, masked as NetValve
+    masks it; UUIDs, and the digit strings in `keep` (ids), are left whole."""
+
+    def masked(match: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", match.group())
+        return mask(digits) if luhn_valid(digits) and digits not in keep else match.group()
+
+    pieces: list[str] = []
+    start = 0
+    for found in _UUID.finditer(text):
+        pieces += [_PAN_CANDIDATE.sub(masked, text[start : found.start()]), found.group()]
+        start = found.end()
+    pieces.append(_PAN_CANDIDATE.sub(masked, text[start:]))
+    return "".join(pieces)
+
+
+def mask_pans(value: Any) -> Any:
+    """A copy of the JSON `value` with card numbers masked in any field, as text or as a
+    number; the values of id fields (`transactionId`, `orderId`, ...) are kept."""
+    if isinstance(value, str):
+        return mask_pans_in_text(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        digits = str(value)
+        return mask(digits) if luhn_valid(digits) and len(digits) >= 13 else value
+    if isinstance(value, dict):
+        return {key: item if _is_id(key, item) else mask_pans(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [mask_pans(item) for item in value]
+    return value
+
+
+def id_values(value: Any) -> set[str]:
+    """The digit strings held by id fields anywhere in the JSON `value`."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _is_id(key, item):
+                found.add(str(item))
+            else:
+                found |= id_values(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= id_values(item)
+    return found
+
+
+def _is_id(key: object, value: object) -> bool:
+    digits = isinstance(value, int) and not isinstance(value, bool)
+    digits |= isinstance(value, str) and value.isascii() and value.isdigit()
+    return digits and isinstance(key, str) and _ID_KEY.search(key) is not None

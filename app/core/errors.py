@@ -153,16 +153,38 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     errors = cast(RequestValidationError, error).errors()
     if any(error.get("type") == "json_invalid" for error in errors):
         return _malformed_json(request)
-    # The offending input is never echoed back: it may be a secret or a card number.
+    # The offending input is never echoed back, not even in part: it may be a secret or a card
+    # number.
     issues = [
-        ValidationIssue(
-            loc=[part if isinstance(part, int) else str(part) for part in error["loc"]],
-            msg=str(error["msg"]),
-            type=str(error["type"]),
-        )
+        ValidationIssue(loc=_safe_loc(error), msg=_safe_message(error), type=str(error["type"]))
         for error in errors
     ]
     return error_response(422, "RequestValidationError", issues, request_id_of(request))
+
+
+# Context in which pydantic describes what it found in the input ("found `n` at 0" in a UUID);
+# its message quotes it after a comma. Our own validators' errors (value_error) never do.
+_INPUT_CONTEXT = frozenset({"error", "reason"})
+UNKNOWN_FIELD = "(unknown field)"
+
+
+def _safe_message(error: Mapping[str, Any]) -> str:
+    message = str(error["msg"])
+    if error["type"] != "value_error" and _INPUT_CONTEXT & set(error.get("ctx") or {}):
+        message = message.split(",", 1)[0]  # "Input should be a valid UUID"
+    given = error.get("input")
+    if isinstance(given, str | int) and not isinstance(given, bool):
+        text = str(given)
+        if len(text) >= 2 and text in message:
+            return "The value is not valid here."
+    return message
+
+
+def _safe_loc(error: Mapping[str, Any]) -> list[str | int]:
+    loc = [part if isinstance(part, int) else str(part) for part in error["loc"]]
+    if error["type"] == "extra_forbidden" and loc:
+        loc[-1] = UNKNOWN_FIELD  # the name is the client's, not ours
+    return loc
 
 
 async def _database_error(request: Request, error: Exception) -> JSONResponse:

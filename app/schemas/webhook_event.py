@@ -4,8 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from app.core.cards import mask_pans
 from app.models.webhook_event import WebhookEventStatus
 from app.schemas.base import ApiSchema, PgText, RequestSchema
 
@@ -83,6 +84,12 @@ class WebhookEventResponse(WebhookEventBase):
     next_attempt_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+    @field_validator("payload", "headers", "last_error", "notes")
+    @classmethod
+    def _no_card_numbers(cls, value: Any) -> Any:
+        # Stored masked since intake masks them; rows stored before that are masked here.
+        return mask_pans(value)
 
 
 class WebhookEventUpdate(RequestSchema):

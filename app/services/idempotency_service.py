@@ -100,7 +100,7 @@ class IdempotencyService:
         if not _KEY.fullmatch(key):
             raise IdempotencyKeyInvalid
         if _unreleased:
-            await self._release_unreleased()
+            await release_after_outage(self._sessionmaker)
         digest, now = fingerprint(method, path, body), datetime.now(UTC)
         async with self._sessionmaker.begin() as session:
             repository = IdempotencyRepository(session)
@@ -156,13 +156,19 @@ class IdempotencyService:
             _unreleased[(scope, key)] = locked_at
             log.warning("idempotency.release_deferred", error=type(error).__name__)
 
-    async def _release_unreleased(self) -> None:
-        held = dict(_unreleased)
-        async with self._sessionmaker.begin() as session:
-            repository = IdempotencyRepository(session)
-            for (scope, key), locked_at in held.items():
-                await repository.release(scope, key, locked_at)
-        for entry, locked_at in held.items():
-            if _unreleased.get(entry) == locked_at:
-                del _unreleased[entry]
-        log.info("idempotency.released_after_outage", keys=len(held))
+
+async def release_after_outage(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    """Release the keys this process could not release while the database was down (called
+    before its next idempotent request, and by the sweep); how many there were."""
+    held = dict(_unreleased)
+    if not held:
+        return 0
+    async with sessionmaker.begin() as session:
+        repository = IdempotencyRepository(session)
+        for (scope, key), locked_at in held.items():
+            await repository.release(scope, key, locked_at)
+    for entry, locked_at in held.items():
+        if _unreleased.get(entry) == locked_at:
+            del _unreleased[entry]
+    log.info("idempotency.released_after_outage", keys=len(held))
+    return len(held)

@@ -286,7 +286,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _positive_amount(amount: str) -> Decimal:
+def positive_amount(amount: str) -> Decimal:
     """A requested amount, refused unless ASCII digits (`Decimal()` reads any Unicode digit)
     and above zero."""
     try:
@@ -538,7 +538,7 @@ class NetvalveService:
 
     async def capture(self, request: CaptureRequest) -> ServiceResult:
         if request.amount is not None:
-            _positive_amount(request.amount)  # before any lookup: a zero is not "nothing left"
+            positive_amount(request.amount)  # before any lookup: a zero is not "nothing left"
         payment = await self._find(request.payment_id, request.transaction_id)
         remaining = payment.authorized_minor - payment.captured_minor
         amount_minor = self._requested(request.amount, payment.currency, default=remaining)
@@ -573,7 +573,7 @@ class NetvalveService:
         self, request: RefundRequest, *, request_key: str | None = None
     ) -> ServiceResult:
         if request.amount is not None:
-            _positive_amount(request.amount)  # before any lookup: a zero is not "nothing left"
+            positive_amount(request.amount)  # before any lookup: a zero is not "nothing left"
         payment = await self._find(request.payment_id, request.transaction_id)
         if request_key is not None:
             # A partial refund can be repeated, so the ledger's state cannot tell a retry from
@@ -679,7 +679,7 @@ class NetvalveService:
         if amount is None:
             minor = default
         else:
-            value = _positive_amount(amount)
+            value = positive_amount(amount)
             if value != quantize(value, currency):
                 raise InvalidAmount(f"{currency} amounts have {exponent(currency)} decimals.")
             minor = _minor(value, currency)

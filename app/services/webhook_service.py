@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clients.netvalve import as_int
 from app.core import metrics
+from app.core.cards import id_values, mask_pans, mask_pans_in_text
 from app.core.config import Settings
 from app.core.errors import AppError
 from app.core.logging import REDACTED, redact
@@ -160,6 +161,12 @@ def dedup_key(event: ParsedEvent) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
 
 
+def _masked_raw(raw: bytes, keep: set[str]) -> bytes:
+    """`raw` with card numbers masked; every other byte as sent, even if not UTF-8."""
+    text = raw.decode("utf-8", errors="surrogateescape")
+    return mask_pans_in_text(text, keep).encode("utf-8", errors="surrogateescape")
+
+
 def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
@@ -179,6 +186,9 @@ class WebhookService:
 
     async def receive(self, raw: bytes, headers: dict[str, str]) -> WebhookReceipt:
         parsed = parse(raw)
+        # A card number is never stored: masked as NetValve masks it, in the raw bytes too.
+        data = None if isinstance(parsed, str) else mask_pans(parsed.data)
+        raw = _masked_raw(raw, set() if isinstance(parsed, str) else id_values(parsed.data))
         auth_header = (self._settings.netvalve_webhook_auth_header or "").lower()
         stored_headers = {
             name: REDACTED if name.lower() == auth_header else str(redact(value, name))
@@ -189,7 +199,7 @@ class WebhookService:
             "raw_body": raw,
             "headers": stored_headers,
         }
-        if isinstance(parsed, str):
+        if isinstance(parsed, str) or data is None:
             values.update(
                 dedup_key=hashlib.sha256(raw).hexdigest(),
                 status=WebhookEventStatus.REJECTED,
@@ -200,8 +210,8 @@ class WebhookService:
                 dedup_key=dedup_key(parsed),
                 event_name=parsed.event_name,
                 transaction_id=as_int(parsed.data.get("transactionId")),
-                client_order_id=str(parsed.data.get("clientOrderId") or "")[:100] or None,
-                payload=_json_safe({"eventName": parsed.event_name, "data": parsed.data}),
+                client_order_id=str(data.get("clientOrderId") or "")[:100] or None,
+                payload=_json_safe({"eventName": parsed.event_name, "data": data}),
             )
         try:
             async with self._sessionmaker.begin() as session:
@@ -212,7 +222,7 @@ class WebhookService:
                 metrics.WEBHOOK_DELIVERIES.labels("unavailable").inc()
                 raise WebhookStoreUnavailable from error
             raise
-        if isinstance(parsed, str):
+        if isinstance(parsed, str) or data is None:
             metrics.WEBHOOK_DELIVERIES.labels("rejected").inc()
             raise WebhookMalformed(f"Rejected and stored for inspection: {parsed}.")
         metrics.WEBHOOK_DELIVERIES.labels("duplicate" if event_id is None else "stored").inc()
@@ -318,7 +328,7 @@ class WebhookService:
             if current is None:
                 raise WebhookEventNotFound
             current.status = status
-            current.last_error = error
+            current.last_error = mask_pans_in_text(error) if error else error
             current.payment_id = payment_id or current.payment_id
             current.next_attempt_at = now + timedelta(seconds=min(backoff, 3600)) if retry else None
             if status in (WebhookEventStatus.PROCESSED, WebhookEventStatus.IGNORED):

@@ -16,6 +16,7 @@ from app.services.netvalve_service import (
     InvalidAmount,
     PaymentDeclined,
     PaymentStateConflict,
+    positive_amount,
 )
 
 router = APIRouter()
@@ -42,6 +43,8 @@ async def capture_payment(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Capture an authorization, fully or partially (the rest is released)."""
+    if body.amount is not None:
+        positive_amount(body.amount)  # a refused amount does not use up the Idempotency-Key
     return await idempotent(
         request, idempotency, principal, idempotency_key, body, lambda: service.capture(body)
     )

@@ -17,6 +17,7 @@ from app.services.netvalve_service import (
     PaymentDeclined,
     PaymentStateConflict,
     RefundExceedsCaptured,
+    positive_amount,
 )
 
 router = APIRouter()
@@ -43,6 +44,8 @@ async def refund_payment(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Refund a captured payment, fully or in parts; never more than was captured."""
+    if body.amount is not None:
+        positive_amount(body.amount)  # a refused amount does not use up the Idempotency-Key
     key = request_key(principal, idempotency_key)
     return await idempotent(
         request,
