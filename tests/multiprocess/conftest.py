@@ -28,7 +28,7 @@ from tests.conftest import (
     create_medusa_tables,
 )
 from tests.fixtures.gateway import Receiver, SandboxBackend, recording_sandbox
-from tests.fixtures.log_audit import audit_file
+from tests.fixtures.log_audit import audited_output
 from tests.fixtures.settings import TEST_API_KEY, TEST_BASIC_AUTH_PASSWORD
 
 WEBHOOK_HEADER = "X-Netvalve-Auth"
@@ -42,14 +42,14 @@ def free_port() -> int:
 
 
 class ServiceProcess:
-    """One `uvicorn app.main:app` process; its stdout and stderr go to `log_path`."""
+    """One `uvicorn app.main:app` process; its stdout and stderr go to `log_path`, which the
+    suite's log audit reads."""
 
     def __init__(self, name: str, env: dict[str, str], workdir: Path) -> None:
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / f"{name}.log"
-        audit_file(self.log_path)
+        self.log_path = audited_output(name)
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [
