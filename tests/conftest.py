@@ -103,13 +103,9 @@ class Databases:
             asyncio.run(drop_database(self.server_url, name))
 
     async def _audit(self, name: str) -> None:
-        from tests.fixtures.log_audit import audit_database
+        from tests.fixtures.log_audit import audit_database_at
 
-        connection = await asyncpg.connect(asyncpg_dsn(with_database(self.server_url, name)))
-        try:
-            await audit_database(connection, f"database {name}")
-        finally:
-            await connection.close()
+        await audit_database_at(asyncpg_dsn(with_database(self.server_url, name)), name)
 
 
 @pytest.fixture(scope="session")

@@ -10,16 +10,24 @@ import sys
 import uuid
 from collections.abc import Iterator
 
+import asyncpg
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.dev.embedded_pg import asyncpg_dsn
 from app.main import create_app
 from app.models.webhook_event import WebhookEvent, WebhookEventStatus
 from tests.conftest import asgi_client
 from tests.fixtures.gateway import APPROVE_CARD, UNUSED_DB, SandboxBackend
-from tests.fixtures.log_audit import LogAudit, audit_database, audit_into, audited_output
+from tests.fixtures.log_audit import (
+    LogAudit,
+    audit_database,
+    audit_database_at,
+    audit_into,
+    audited_output,
+)
 from tests.fixtures.settings import TEST_API_KEY, TEST_BASIC_AUTH_PASSWORD, make_settings
 from tests.fixtures.settlement import SECRET as SETTLEMENT_WEBHOOK_SECRET
 
@@ -148,3 +156,17 @@ class TestServedAndStoredText:
         assert len(leaks) == 2
         assert any(leak.startswith("test webhook_events.last_error: ") for leak in leaks)
         assert any(leak.startswith("test webhook_events.raw_body: ") for leak in leaks)
+
+    async def test_a_database_is_audited_before_it_is_dropped(self, audit, databases):
+        url = await databases.acreate("audit")
+        connection = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            await connection.execute("CREATE TABLE notes (body text)")
+            await connection.execute("INSERT INTO notes VALUES ($1)", f"token {TEST_API_KEY}")
+            await audit_database_at(asyncpg_dsn(url), "scratch")
+            await connection.execute("DROP TABLE notes")  # the run's own audit must not see it
+        finally:
+            await connection.close()
+
+        [leak] = audit.leaks()
+        assert leak.startswith("database scratch notes.body: ")

@@ -11,7 +11,6 @@ import uuid
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Literal, Self
-from urllib.parse import urlsplit
 
 from pydantic import (
     AnyHttpUrl,
@@ -376,16 +375,17 @@ def get_settings() -> Settings:
 
 def secret_values(settings: BaseSettings) -> list[str]:
     """Every secret `settings` holds, as it could appear in a log line: each `SecretStr` (in
-    lists too), the basic-auth header value NetValve's credentials make, and database passwords.
-    For redaction by value (`app.core.logging.register_secrets`)."""
+    lists too) and the basic-auth header value NetValve's credentials make. For redaction by
+    value (`app.core.logging.register_secrets`).
+
+    Database passwords are left out: they are not checked for strength, and a development one
+    such as `netvalve` would blank every line that names the service (SQLAlchemy masks them)."""
     found: list[str] = []
     for name in type(settings).model_fields:
         value = getattr(settings, name)
         for item in value if isinstance(value, list | tuple) else [value]:
             if isinstance(item, SecretStr):
                 found.append(item.get_secret_value())
-            elif isinstance(item, str) and name.endswith("database_url"):
-                found.append(urlsplit(item).password or "")
     username = getattr(settings, "netvalve_basic_auth_username", None)
     password = getattr(settings, "netvalve_basic_auth_password", None)
     if username and isinstance(password, SecretStr):

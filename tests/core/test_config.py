@@ -7,6 +7,7 @@ from pydantic import SecretStr
 
 from app.core.config import ConfigurationError, NetvalveEnvironment, load_settings
 from tests.conftest import PROJECT_ROOT, bare_env
+from tests.fixtures.log_audit import audit_text
 from tests.fixtures.settings import TEST_API_KEY
 
 DB = "postgresql+asyncpg://app@db.internal:5432/netvalve"
@@ -225,6 +226,7 @@ class TestStartup:
             timeout=60,
             check=False,
         )
+        audit_text("service start-up", started.stdout + started.stderr)
 
         assert started.returncode != 0
         assert "NETVALVE_API_KEY is required when NETVALVE_ENVIRONMENT=production" in (
@@ -251,6 +253,7 @@ class TestStartup:
             timeout=60,
             check=False,
         )
+        audit_text("service start-up", started.stdout + started.stderr)
 
         assert started.returncode == 1
         assert "NETVALVE_MID_ID_EUR" in started.stderr

@@ -10,11 +10,12 @@ import pytest
 
 from app.dev.embedded_pg import asyncpg_dsn
 from tests.conftest import PROJECT_ROOT, Databases, bare_env, create_medusa_tables
+from tests.fixtures.log_audit import audit_text
 from tests.fixtures.medusa import MEDUSA_TABLE_NAMES
 
 
 def alembic(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "alembic", *args],
         cwd=PROJECT_ROOT,
         env=bare_env(DATABASE_URL=database_url),
@@ -23,6 +24,8 @@ def alembic(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+    audit_text(f"alembic {' '.join(args)}", done.stdout + done.stderr)
+    return done
 
 
 async def _tables(database_url: str) -> set[str]:

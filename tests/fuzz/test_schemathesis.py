@@ -41,6 +41,7 @@ from app.schemas.webhook_event import WebhookEventName
 from app.services.webhook_service import EVENTS
 from tests.api.netvalve.conftest import ADMIN_KEY, LEDGER_TABLES, STOREFRONT_KEY
 from tests.fixtures.gateway import APPROVE_CARD, UNUSED_DB, sandbox_headers
+from tests.fixtures.log_audit import audit_database
 from tests.fixtures.medusa import (
     MEDUSA_TABLE_NAMES,
     create_address,
@@ -289,6 +290,7 @@ async def empty_tables(database_url: str) -> None:
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         medusa = ", ".join(f'"{name}"' for name in MEDUSA_TABLE_NAMES)
+        await audit_database(connection, "fuzz")
         await connection.execute(f"TRUNCATE {medusa}, {LEDGER_TABLES}, webhook_events")
     finally:
         await connection.close()

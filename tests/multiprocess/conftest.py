@@ -28,7 +28,7 @@ from tests.conftest import (
     create_medusa_tables,
 )
 from tests.fixtures.gateway import Receiver, SandboxBackend, recording_sandbox
-from tests.fixtures.log_audit import audit_file
+from tests.fixtures.log_audit import audited_output
 from tests.fixtures.settings import TEST_API_KEY, TEST_BASIC_AUTH_PASSWORD
 
 WEBHOOK_HEADER = "X-Netvalve-Auth"
@@ -56,7 +56,8 @@ def runnable(command: list[str], port: int) -> list[str]:
 
 
 class ServiceProcess:
-    """One `uvicorn app.main:app` process; its stdout and stderr go to `log_path`."""
+    """One `uvicorn app.main:app` process; its stdout and stderr go to `log_path`, which the
+    suite's log audit reads."""
 
     def __init__(
         self,
@@ -69,8 +70,7 @@ class ServiceProcess:
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / f"{name}.log"
-        audit_file(self.log_path)
+        self.log_path = audited_output(name)
         self._log = self.log_path.open("wb")
         default = ["uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", "0"]
         default += ["--no-server-header", "--timeout-graceful-shutdown", "10"]
