@@ -240,6 +240,18 @@ def setup_value(setup: DevSetup, name: str) -> str:
     return setup.generated.get(name) or setup.user.get(name, "")
 
 
+def try_it_guide(base: str, setup: DevSetup) -> try_it.TryIt:
+    return try_it.TryIt(
+        gateway=base,
+        storefront_key=_first(setup_value(setup, "STOREFRONT_API_KEYS")),
+        admin_key=_first(setup_value(setup, "ADMIN_API_KEYS")),
+        sandbox=setup.sandbox_url,
+        client_id=setup_value(setup, "NETVALVE_CLIENT_ID"),
+        api_key=setup_value(setup, "NETVALVE_API_KEY"),
+        cart_id=DEMO_CART_ID,
+    )
+
+
 def banner(base: str, database_url: str, setup: DevSetup | None) -> str:
     lines = [
         f"netvalve-gateway on {base}",
@@ -248,28 +260,19 @@ def banner(base: str, database_url: str, setup: DevSetup | None) -> str:
         f"  Readiness   {base}/health/ready",
     ]
     if setup is not None:
-        storefront = _first(setup_value(setup, "STOREFRONT_API_KEYS"))
-        admin = _first(setup_value(setup, "ADMIN_API_KEYS"))
+        guide = try_it_guide(base, setup)
         lines.append(f"  Database    embedded PostgreSQL, {database_url}")
-        lines.append(f"  API keys    storefront {storefront}")
-        lines.append(f"              admin      {admin}")
-        lines.append("              (Swagger: Authorize, then paste one; kept in .data/)")
+        lines.append(f"  API keys    storefront {guide.storefront_key}")
+        lines.append(f"              admin      {guide.admin_key}")
+        lines.append(
+            f"              (Swagger: Authorize, then paste one; kept in {DATA_DIR.parent})"
+        )
         lines += sandbox_lines(setup)
     else:
         lines.append("  Database    DATABASE_URL (nothing embedded started)")
     if setup is not None or os.environ.get("MEDUSA_DEMO") == "1":
         lines.append(f"  Demo cart   {DEMO_CART_ID} (payment session {DEMO_SESSION_ID})")
     if setup is not None:
-        guide = try_it.TryIt(
-            gateway=base,
-            storefront_key=storefront,
-            admin_key=admin,
-            sandbox=setup.sandbox_url,
-            client_id=setup_value(setup, "NETVALVE_CLIENT_ID"),
-            api_key=setup_value(setup, "NETVALVE_API_KEY"),
-            cart_id=DEMO_CART_ID,
-        )
-        guide.write(TRY_IT_FILE)
         lines += ["", try_it.block(TRY_IT_FILE, f"{base}/docs")]
     return "\n" + "\n".join(lines) + "\nPress Ctrl-C to stop.\n"
 
@@ -284,6 +287,8 @@ def serve() -> None:
         migrate(database_url)
         if setup is not None or os.environ.get("MEDUSA_DEMO") == "1":
             asyncio.run(prepare_demo_database(database_url))
+        if setup is not None:
+            try_it_guide(f"http://{host}:{port}", setup).write(TRY_IT_FILE)
         print(banner(f"http://{host}:{port}", database_url, setup), flush=True)  # noqa: T201
         try:
             uvicorn.run(
@@ -313,7 +318,7 @@ def _amount(text: str) -> Decimal:
         raise argparse.ArgumentTypeError(f"not an amount: {text!r}") from None
     if not amount.is_finite() or amount <= 0:
         raise argparse.ArgumentTypeError(f"not a positive amount: {text!r}")
-    return amount
+    return Decimal(f"{amount:f}")  # 1E+3 as 1000, as Medusa writes it
 
 
 def demo_cart(arguments: list[str]) -> None:

@@ -67,11 +67,16 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_serving(base, launcher)
+        try:
+            wait_until_serving(base, launcher)
+        except AssertionError:
+            launcher.kill()
+            pytest.fail("make run did not start:\n" + launcher.communicate(timeout=60)[0])
         yield Stack(base, read_banner(launcher), workdir, env)
     finally:
-        launcher.send_signal(signal.SIGINT)
-        launcher.communicate(timeout=60)
+        if launcher.poll() is None:
+            launcher.send_signal(signal.SIGINT)
+            launcher.communicate(timeout=60)
 
 
 def try_it_script(printed: str, start: str) -> str:
