@@ -22,7 +22,7 @@ from app.api.deps import (
     build_netvalve_service,
     build_webhook_service,
 )
-from app.api.guard import RequestGuardMiddleware
+from app.api.guard import RequestGuardMiddleware, RequestTooLarge
 from app.api.v1.endpoints.netvalve.router import router as netvalve_router
 from app.clients.transport import create_http_client
 from app.core import metrics
@@ -179,6 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Connects Medusa v2 stores to the NetValve card-payment gateway.",
         lifespan=lifespan,
         responses={
+            **RequestTooLarge.schema(),
             422: {"model": ErrorResponse, "description": "The request is not valid."},
             500: {"model": ErrorResponse, "description": "An unexpected fault."},
         },

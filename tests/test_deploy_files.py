@@ -10,6 +10,7 @@ import yaml
 
 from app import MULTIPROCESS_ENV
 from app.core.config import Settings
+from app.core.server import HTTP_PROTOCOL
 from app.main import create_app
 from app.sandbox.app import SandboxSettings
 from tests.conftest import PROJECT_ROOT
@@ -138,6 +139,21 @@ class TestProdCompose:
         assert services["app"]["depends_on"]["migrate"]["condition"] == (
             "service_completed_successfully"
         )
+
+
+def uvicorn_commands() -> dict[str, list[str]]:
+    instructions = dict(dockerfile_instructions())
+    prod = compose("docker-compose.prod.yml")["services"]["app"]["command"]
+    return {"Dockerfile": yaml.safe_load(instructions["CMD"]), "prod": command_words(prod)}
+
+
+@pytest.mark.parametrize("name", ["Dockerfile", "prod"])
+def test_uvicorn_bounds_reads_and_leaves_forwarded_headers_to_the_app(name):
+    # Run for real in tests/multiprocess/test_edge.py; this names the flags that make it so.
+    command = uvicorn_commands()[name]
+    assert command[command.index("--http") + 1] == HTTP_PROTOCOL
+    assert "--no-proxy-headers" in command
+    assert "--forwarded-allow-ips" not in command
 
 
 class TestEnvExample:

@@ -93,6 +93,7 @@ def route_guards(routes: Sequence[BaseRoute], settings: Settings) -> list[RouteG
         scopes = next((_SCOPES[call] for call in _SCOPES if call in calls), None)
         webhook = verify_source in calls
         methods = frozenset(route.methods)
+        too_large: type[AppError]
         if webhook:
             limit, too_large = settings.netvalve_webhook_max_body_bytes, WebhookTooLarge
         else:

@@ -1,6 +1,7 @@
 """The service's edge under the exact commands the Dockerfile and both compose files run: huge
 and slow requests, forged X-Forwarded-For, and /metrics across uvicorn workers."""
 
+import asyncio
 import re
 import select
 import socket
@@ -13,8 +14,10 @@ import httpx
 import pytest
 import yaml
 
+from alembic import command
 from app import METRICS_ROOT
 from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY
+from tests.conftest import Databases, alembic_config, create_medusa_tables
 from tests.multiprocess.conftest import WEBHOOK_HEADER, WEBHOOK_VALUES, ServiceProcess, service_env
 from tests.test_deploy_files import command_words, compose, dockerfile_instructions
 
@@ -37,19 +40,32 @@ def entry_points() -> dict[str, list[str]]:
     }
 
 
+def edge_env(database_url: str, workdir: Path, **env: str) -> dict[str, str]:
+    variables = service_env(database_url, UNUSED_GATEWAY)
+    variables.update(
+        WEBHOOK_WORKER_ENABLED="false",
+        RECONCILE_ENABLED="false",
+        REQUEST_READ_TIMEOUT_SECONDS=str(READ_TIMEOUT),
+        TMPDIR=str(workdir),  # where workers share their metrics
+        **env,
+    )
+    return variables
+
+
+@pytest.fixture(scope="module")
+def edge_database(databases: Databases) -> str:
+    url = databases.create("edge")
+    asyncio.run(create_medusa_tables(url))
+    command.upgrade(alembic_config(url), "head")
+    return url
+
+
 @pytest.fixture
-def start(shared_database: str, tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
+def start(edge_database: str, tmp_path: Path) -> Iterator[Callable[[str], ServiceProcess]]:
     processes: list[ServiceProcess] = []
 
-    def started(entry_point: str, **env: str) -> ServiceProcess:
-        variables = service_env(shared_database, UNUSED_GATEWAY)
-        variables.update(
-            WEBHOOK_WORKER_ENABLED="false",
-            RECONCILE_ENABLED="false",
-            REQUEST_READ_TIMEOUT_SECONDS=str(READ_TIMEOUT),
-            TMPDIR=str(tmp_path),  # where workers share their metrics
-            **env,
-        )
+    def started(entry_point: str) -> ServiceProcess:
+        variables = edge_env(edge_database, tmp_path)
         process = ServiceProcess(entry_point, variables, tmp_path, entry_points()[entry_point])
         processes.append(process)
         process.wait_ready()
@@ -57,6 +73,29 @@ def start(shared_database: str, tmp_path: Path) -> Iterator[Callable[..., Servic
 
     yield started
     for process in processes:
+        process.stop()
+
+
+@pytest.fixture(scope="module", params=list(entry_points()))
+def entry_point(
+    request: pytest.FixtureRequest, edge_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    """One server per entry point for the checks below: a webhook allow-list of 10.0.0.0/8, no
+    TRUSTED_PROXIES, and a rate limit of one request a minute."""
+    workdir = tmp_path_factory.mktemp("edge")
+    variables = edge_env(
+        edge_database,
+        workdir,
+        NETVALVE_WEBHOOK_ALLOWED_IPS="10.0.0.0/8",
+        RATE_LIMIT_ENABLED="true",
+        RATE_LIMIT_PER_MINUTE="1",
+        RATE_LIMIT_BURST="1",
+    )
+    process = ServiceProcess(request.param, variables, workdir, entry_points()[request.param])
+    try:
+        process.wait_ready()
+        yield process
+    finally:
         process.stop()
 
 
@@ -133,10 +172,9 @@ class TestHugeBodies:
         assert grown < 40 * MiB, f"peak RSS grew by {grown / MiB:.1f} MiB"
 
 
-@pytest.mark.parametrize("entry_point", list(entry_points()))
 class TestEveryEntryPoint:
-    def test_trickled_headers_and_bodies_are_cut_off(self, start, entry_point):
-        service = start(entry_point)
+    def test_trickled_headers_and_bodies_are_cut_off(self, entry_point: ServiceProcess):
+        service = entry_point
         headers = b"GET /health HTTP/1.1\r\nHost: test\r\n"
         assert seconds_until_closed(service.port, headers, b"X-Slow: a\r\n", 8) < 5
         body = (
@@ -146,14 +184,8 @@ class TestEveryEntryPoint:
         )
         assert seconds_until_closed(service.port, body, b" ", 8) < 5
 
-    def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(self, start, entry_point):
-        service = start(
-            entry_point,
-            NETVALVE_WEBHOOK_ALLOWED_IPS="10.0.0.0/8",
-            RATE_LIMIT_ENABLED="true",
-            RATE_LIMIT_PER_MINUTE="1",
-            RATE_LIMIT_BURST="1",
-        )
+    def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(self, entry_point: ServiceProcess):
+        service = entry_point
         with httpx.Client(base_url=service.url, timeout=10) as http:
             webhook = http.post(
                 "/api/v1/netvalve/webhook",
