@@ -12,6 +12,8 @@ import structlog
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import VERSION
 from app.api import health
@@ -32,7 +34,9 @@ from app.core.errors import register_exception_handlers
 from app.core.headers import SecurityHeadersMiddleware
 from app.core.logging import REQUEST_ID_HEADER, RequestContextMiddleware, configure_logging
 from app.core.ratelimit import RateLimiter
+from app.core.startup import database_address
 from app.core.state import Resources
+from app.db.errors import is_database_down
 from app.db.medusa import create_medusa_pool
 from app.db.session import create_engine, create_sessionmaker
 from app.schemas.error import ErrorResponse
@@ -41,6 +45,7 @@ from app.services.idempotency_service import release_after_outage
 log = structlog.get_logger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+STARTUP_PROBE_SECONDS = 3.0
 
 
 def alembic_head() -> str | None:
@@ -59,11 +64,65 @@ async def _pause(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
+class DatabaseOutage:
+    """How a background loop reports that the database is down: one line when it goes and one
+    when it is back, not a traceback on every pass, and a pause that grows while it lasts."""
+
+    MAX_BACKOFF_SECONDS = 30.0
+
+    def __init__(self, worker: str, settings: Settings) -> None:
+        self.worker = worker
+        self.address = database_address(settings.database_url or "")
+        self.failures = 0
+
+    def failed(self, error: BaseException) -> bool:
+        """True (and logged once per outage) if `error` means the database is unreachable."""
+        if not is_database_down(error):
+            return False
+        if not self.failures:
+            log.warning(
+                "worker.database_unreachable",
+                worker=self.worker,
+                database=self.address,
+                error=type(error).__name__,
+            )
+        self.failures += 1
+        return True
+
+    def ok(self) -> None:
+        if self.failures:
+            log.info("worker.database_back", worker=self.worker, failed_passes=self.failures)
+            self.failures = 0
+
+    def backoff(self, interval: float) -> float:
+        if not self.failures:
+            return interval
+        return min(self.MAX_BACKOFF_SECONDS, interval * (1 << min(self.failures, 10)))
+
+
+async def _database_reachable(engine: AsyncEngine, settings: Settings) -> None:
+    """One line at start when the database cannot be reached (host, port and database; never the
+    password). The service still starts: /health/ready answers 503 and the money routes 503 until
+    it is back, which is what an orchestrator and NetValve's retries expect."""
+    try:
+        async with asyncio.timeout(STARTUP_PROBE_SECONDS), engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception as error:
+        if not is_database_down(error):
+            raise
+        log.warning(
+            "app.database_unreachable",
+            database=database_address(settings.database_url or ""),
+            error=type(error).__name__,
+        )
+
+
 async def _sweep_forever(resources: Resources, stop: asyncio.Event) -> None:
     """Settle unknown and pending gateway outcomes at the configured pace, until `stop`."""
     service = build_netvalve_service(resources)
     events = build_gateway_event_service(resources)
     extra_charges = build_extra_charge_service(resources)
+    outage = DatabaseOutage("reconcile", resources.settings)
     while not stop.is_set():
         await _pause(stop, resources.settings.reconcile_interval_seconds)
         if stop.is_set():
@@ -71,10 +130,12 @@ async def _sweep_forever(resources: Resources, stop: asyncio.Event) -> None:
         try:
             await release_after_outage(resources.sessionmaker)  # keys a DB outage left locked
             settled = await service.sweep_once(stop=stop)
-        except Exception:
+        except Exception as error:
             metrics.RECONCILE_SWEEPS.labels("failed").inc()
-            log.exception("reconcile.sweep_failed")
+            if not outage.failed(error):
+                log.exception("reconcile.sweep_failed")
             continue
+        outage.ok()
         metrics.RECONCILE_SWEEPS.labels("ok").inc()
         metrics.RECONCILE_SETTLED.inc(settled)
         metrics.RECONCILE_LAST_SWEEP.set_to_current_time()
@@ -93,14 +154,19 @@ async def _sweep_forever(resources: Resources, stop: asyncio.Event) -> None:
 async def _process_webhooks_forever(resources: Resources, stop: asyncio.Event) -> None:
     """Apply stored webhook events to the ledger, outside the requests that stored them."""
     service = build_webhook_service(resources)
+    outage = DatabaseOutage("webhook.worker", resources.settings)
+    interval = resources.settings.webhook_worker_interval_seconds
     while not stop.is_set():
         try:
             processed = await service.process_due(stop=stop)
-        except Exception:
-            log.exception("webhook.worker_failed")
+        except Exception as error:
+            if not outage.failed(error):
+                log.exception("webhook.worker_failed")
             processed = 0
+        else:
+            outage.ok()
         if not processed:
-            await _pause(stop, resources.settings.webhook_worker_interval_seconds)
+            await _pause(stop, outage.backoff(interval))
 
 
 WorkerLoop = Callable[[Resources, asyncio.Event], Coroutine[Any, Any, None]]
@@ -139,6 +205,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with AsyncExitStack() as stack:
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)
+        await _database_reachable(engine, settings)
         medusa_pool = await create_medusa_pool(settings)
         stack.push_async_callback(medusa_pool.close)
         http_client = create_http_client(settings)

@@ -241,19 +241,23 @@ def sandbox(setup: DevSetup) -> Iterator[None]:
 def sandbox_lines(setup: DevSetup) -> list[str]:
     url = setup.sandbox_url
     header = setup_value(setup, "NETVALVE_WEBHOOK_AUTH_HEADER")
-    webhook_value = _first(setup_value(setup, "NETVALVE_WEBHOOK_AUTH_VALUES"))
     lines = [
         f"  NetValve    in-process sandbox, {url} (demo: {url}/hpf/demo)",
-        f"              client id  {setup_value(setup, 'NETVALVE_CLIENT_ID')} "
-        f"({setup.origin('NETVALVE_CLIENT_ID')})",
-        f"              API key    {setup_value(setup, 'NETVALVE_API_KEY')} "
-        f"({setup.origin('NETVALVE_API_KEY')})",
-        f"  Webhooks    the sandbox sends {header}: {webhook_value} "
-        f"({setup.origin('NETVALVE_WEBHOOK_AUTH_VALUES')})",
+        f"              client id  {shown(setup, 'NETVALVE_CLIENT_ID')}",
+        f"              API key    {shown(setup, 'NETVALVE_API_KEY')}",
+        f"  Webhooks    the sandbox sends {header}: {shown(setup, 'NETVALVE_WEBHOOK_AUTH_VALUES')}",
     ]
     if setup.kept:
         lines.append(f"  Kept yours  {', '.join(sorted(set(setup.kept)))}")
     return lines
+
+
+def shown(setup: DevSetup, name: str) -> str:
+    """A generated value, printed so it can be used; a value the user set is never echoed (it may
+    be a real secret, and the user has it already)."""
+    if setup.origin(name) == "yours":
+        return f"(yours, from {name}; not shown)"
+    return f"{_first(setup_value(setup, name))} (generated)"
 
 
 def setup_value(setup: DevSetup, name: str) -> str:

@@ -35,6 +35,8 @@ class TryIt:
             "NETVALVE": self.sandbox,
             "H": f"-H netvalve-client-id:{self.client_id} -H netvalve-api-key:{self.api_key}",
             "CART": self.cart_id,
+            # The sandbox's test card stays in the file, off the console and out of any log.
+            "CARD": TEST_CARD,
         }
 
     def write(self, path: Path) -> None:
@@ -63,7 +65,7 @@ def storefront_steps(cart_variable: str = "$CART") -> list[tuple[str, str]]:
         (
             "2. the card the shopper types into the fields (the sandbox's tokenize)",
             f"curl -s -w '\\n' -X POST $NETVALVE/hpf/tokenize {json_body} "
-            f"-d '{{\"paymentToken\":\"'$TOKEN'\",{TEST_CARD}}}'",
+            f"-d '{{\"paymentToken\":\"'$TOKEN'\",'\"$CARD\"'}}'",
         ),
         (
             "3. payment",

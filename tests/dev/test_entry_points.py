@@ -5,12 +5,15 @@ no secret value (issue 12, section 3)."""
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import PROJECT_ROOT, bare_env
 from tests.dev.test_make_run import free_port
+from tests.fixtures.log_audit import audit_text
 
 SECRET = "hunter2-never-print-me-0123456789"
 LAUNCHER = [sys.executable, "-m", "app.dev"]
@@ -28,9 +31,11 @@ def unreachable_url() -> str:
 def start(command: list[str], tmp_path: Path, **variables: str) -> Started:
     """Runs `command` in `tmp_path`, with only `variables` configured."""
     env = bare_env(PYTHONPATH=str(PROJECT_ROOT), DEV_DATA_DIR=str(tmp_path / "data"), **variables)
-    return subprocess.run(
+    started = subprocess.run(
         command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
     )
+    audit_text(" ".join(command[1:]), started.stdout + started.stderr)
+    return started
 
 
 def start_with_example_env(command: list[str], tmp_path: Path) -> Started:
@@ -105,3 +110,38 @@ def test_the_sandbox_names_a_bad_variable(variable, value, tmp_path):
     started = start(SANDBOX, tmp_path, NETVALVE_API_KEY=SECRET, **{variable: value})
 
     assert_one_line(started, variable)
+
+
+def test_uvicorn_with_the_database_down_says_so_in_one_line_and_stays_ready_to_recover(tmp_path):
+    # uvicorn serves without its database (/health/ready is 503 until it is back), but it used to
+    # log a traceback every second from the webhook worker instead of saying so once.
+    url, port = unreachable_url(), free_port()
+    env = bare_env(PYTHONPATH=str(PROJECT_ROOT), DATABASE_URL=url, **DEV)
+    command = [*UVICORN[:-2], "--port", str(port)]
+    with subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as server:
+        try:
+            ready = None
+            for _ in range(100):
+                try:
+                    ready = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            time.sleep(4)  # several webhook-worker passes
+        finally:
+            server.terminate()
+        output, _ = server.communicate(timeout=30)
+    audit_text("uvicorn without its database", output)
+
+    assert ready is not None, output
+    assert ready.status_code == 503, output
+    address = url.split("@")[1]
+    said = [line for line in output.splitlines() if "app.database_unreachable" in line]
+    assert len(said) == 1, output
+    assert address in said[0]
+    assert "Traceback" not in output, output
+    assert "worker_failed" not in output, output
+    assert output.count("worker.database_unreachable") <= 2, output  # once per worker at most
+    assert SECRET not in output

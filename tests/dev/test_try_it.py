@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT, bare_env
 from tests.dev.test_make_run import free_port, read_banner, wait_until_serving
+from tests.fixtures.log_audit import audit_text
 
 USER_WEBHOOK_VALUE = "users-own-webhook-value-2026"
 BASH = shutil.which("bash") or "/bin/bash"
@@ -42,6 +43,7 @@ class Stack:
             timeout=60,
             check=False,
         )
+        audit_text("a try-it script", done.stdout + done.stderr)
         assert done.returncode == 0, done.stderr + done.stdout
         return done.stdout
 
@@ -72,11 +74,13 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         except AssertionError:
             launcher.send_signal(signal.SIGINT)
             pytest.fail("make run did not start:\n" + launcher.communicate(timeout=60)[0])
-        yield Stack(base, read_banner(launcher), workdir, env)
+        banner = read_banner(launcher)
+        audit_text("make run (try it)", banner)
+        yield Stack(base, banner, workdir, env)
     finally:
         if launcher.poll() is None:
             launcher.send_signal(signal.SIGINT)
-            launcher.communicate(timeout=60)
+            audit_text("make run (try it)", launcher.communicate(timeout=60)[0])
 
 
 def try_it_script(printed: str, start: str) -> str:
@@ -118,7 +122,8 @@ def test_prints_the_generated_sandbox_url_credentials_and_webhook_value(stack):
     )
 
     assert session.status_code == 200, session.text
-    assert f"X-Netvalve-Auth: {USER_WEBHOOK_VALUE} (yours)" in stack.banner
+    assert "X-Netvalve-Auth: (yours, from NETVALVE_WEBHOOK_AUTH_VALUES; not shown)" in stack.banner
+    assert USER_WEBHOOK_VALUE not in stack.banner
 
 
 def test_keeps_the_users_webhook_value_and_says_so(stack):
@@ -173,6 +178,7 @@ def test_demo_cart_adds_a_cart_the_service_pays_with_that_amount(stack, amount, 
         timeout=120,
         check=False,
     )
+    audit_text("make demo-cart", made.stdout + made.stderr)
     assert made.returncode == 0, made.stderr
     assert re.search(rf"Demo cart cart_\w+: {amount} {currency.upper()}", made.stdout)
     script = try_it_script(made.stdout, "Pay it,")
