@@ -27,7 +27,7 @@ from app.core import metrics
 from app.core.cards import id_values, mask_pans, mask_pans_in_text
 from app.core.config import Settings
 from app.core.errors import AppError
-from app.core.logging import REDACTED, redact
+from app.core.logging import REDACTED, redact, redact_secrets
 from app.db.errors import is_database_down
 from app.models.payment import Operation
 from app.models.webhook_event import WebhookEvent, WebhookEventStatus
@@ -328,7 +328,8 @@ class WebhookService:
             if current is None:
                 raise WebhookEventNotFound
             current.status = status
-            current.last_error = mask_pans_in_text(error) if error else error
+            # Stored and served to operators: never a card number or a secret of ours.
+            current.last_error = redact_secrets(mask_pans_in_text(error)) if error else error
             current.payment_id = payment_id or current.payment_id
             current.next_attempt_at = now + timedelta(seconds=min(backoff, 3600)) if retry else None
             if status in (WebhookEventStatus.PROCESSED, WebhookEventStatus.IGNORED):

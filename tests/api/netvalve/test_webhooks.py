@@ -714,3 +714,31 @@ class TestOtherEvents:
         from app.services.webhook_service import EVENTS
 
         assert len(EVENTS) == 19
+
+
+class TestStoredErrorText:
+    async def test_a_secret_in_an_exception_is_not_stored_or_served(
+        self, hooks: Api, monkeypatch: pytest.MonkeyPatch
+    ):
+        # last_error is served by the operator API: an exception that quotes one of our
+        # secrets (here NetValve's API key, in an error a library raised) must not be stored.
+        settings = hooks.http._transport.app.state.settings  # type: ignore[attr-defined]
+        secret = settings.netvalve_api_key.get_secret_value()
+        await deliver(hooks, event())
+        service = service_of(hooks)
+
+        async def fails(_: Any) -> Any:
+            raise RuntimeError(f"upstream refused key {secret} for card 4012 0000 9876 5439")
+
+        monkeypatch.setattr(service, "_apply", fails)
+        await service.process_due()
+
+        row = await hooks.medusa.fetchrow("SELECT id, status, last_error FROM webhook_events")
+        assert row["status"] == "failed"
+        assert "RuntimeError" in row["last_error"]
+        assert secret not in row["last_error"]
+        assert "4012 0000 9876 5439" not in row["last_error"]
+        served = await hooks.get(f"/webhook-events/{row['id']}", {}, key=ADMIN_KEY)
+        assert served.status_code == 200
+        assert "[REDACTED]" in served.json()["last_error"]
+        assert secret not in served.text
