@@ -5,6 +5,7 @@ sees it, and shows that the audit reports it.
 """
 
 import base64
+import re
 import subprocess
 import sys
 import uuid
@@ -27,6 +28,7 @@ from tests.fixtures.log_audit import (
     audit_database_at,
     audit_into,
     audited_output,
+    trie_pattern,
 )
 from tests.fixtures.settings import TEST_API_KEY, TEST_BASIC_AUTH_PASSWORD, make_settings
 from tests.fixtures.settlement import SECRET as SETTLEMENT_WEBHOOK_SECRET
@@ -170,3 +172,13 @@ class TestServedAndStoredText:
 
         [leak] = audit.leaks()
         assert leak.startswith("database scratch notes.body: ")
+
+
+def test_the_trie_pattern_finds_every_word_and_the_longest_first():
+    words = ["sk_live_abc123", "sk_live_abc123456", "whk_value_1", "a.b*c+d"]
+    pattern = re.compile(trie_pattern(words))
+
+    found = pattern.findall("x sk_live_abc123456 y sk_live_abc123 z whk_value_1 a.b*c+d sk_live_ab")
+
+    assert found == ["sk_live_abc123456", "sk_live_abc123", "whk_value_1", "a.b*c+d"]
+    assert re.compile(trie_pattern([])).search("anything") is None
