@@ -36,13 +36,35 @@ _UUID = re.compile(
 _ID_KEY = re.compile(r"(^id|Id|ID|_id)$")
 
 
+def mask_candidate(candidate: str, keep: Collection[str] = ()) -> str:
+    """A card-number-shaped run of digit groups with the card number in it masked: the whole
+    run, or else its first or last groups, since a card number is often written with its expiry
+    date or security code right after it (`4111 1111 1111 1111 12/26`), which makes the whole
+    run fail the Luhn test. `keep` holds digit strings (ids) never to mask."""
+    digits = re.sub(r"\D", "", candidate)
+    if luhn_valid(digits) and digits not in keep:
+        return mask(digits)
+    parts = re.split(r"(\D)", candidate)  # digit groups at even indexes, separators between
+    groups = len(parts) // 2 + 1
+    # Longest first: the first groups (card number then expiry), then the last groups.
+    for size in range(groups - 1, 0, -1):
+        for first in (0, groups - size):
+            window = "".join(parts[2 * first : 2 * (first + size) : 2])
+            if len(window) >= 13 and luhn_valid(window) and window not in keep:
+                return (
+                    "".join(parts[: 2 * first])
+                    + mask(window)
+                    + "".join(parts[2 * (first + size) - 1 :])
+                )
+    return candidate
+
+
 def mask_pans_in_text(text: str, keep: Collection[str] = ()) -> str:
     """`text` with every Luhn-valid card number, plain, spaced or dashed, masked as NetValve
     masks it; UUIDs, and the digit strings in `keep` (ids), are left whole."""
 
     def masked(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group())
-        return mask(digits) if luhn_valid(digits) and digits not in keep else match.group()
+        return mask_candidate(match.group(), keep)
 
     pieces: list[str] = []
     start = 0

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.types import EventDict, Processor
 
 from app.core import metrics
-from app.core.cards import luhn_valid, mask
+from app.core.cards import mask_candidate
 from app.core.errors import error_response
 
 log = structlog.get_logger(__name__)
@@ -79,8 +79,7 @@ def redact_secrets(text: str) -> str:
 
 
 def _mask_pan(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group())
-    return mask(digits) if luhn_valid(digits) else match.group()
+    return mask_candidate(match.group())
 
 
 # Our own ids (UUIDs, with or without dashes): their digit groups can look like a grouped card
