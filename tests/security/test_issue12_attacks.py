@@ -1,9 +1,15 @@
 """Attacks on issue 12's hardening: each test is a way in that was open, and stays closed."""
 
+from datetime import UTC, datetime, timedelta
+from typing import NoReturn
+
 import pytest
 
 from app.core.cards import mask_pans, mask_pans_in_text
 from app.core.logging import mask_card_numbers
+from app.schemas.netvalve import CancelRequest
+from app.services.idempotency_service import IdempotencyKeyInFlight, IdempotencyService
+from tests.api.netvalve.conftest import Api
 
 # A card number with what is written after it: its expiry date or security code.
 CARD_THEN_MORE = [
@@ -32,3 +38,38 @@ class TestCardNumberNextToOtherDigits:
         for text in ("trace 4012000098765438", "order 1234567 2026-12-02 13:22", "10.00 USD"):
             assert mask_card_numbers(text) == text
             assert mask_pans_in_text(text) == text
+
+
+@pytest.mark.asyncio
+class TestAKeyTakenOverStaysLocked:
+    async def test_a_slow_first_request_does_not_unlock_the_request_that_took_over(self, api: Api):
+        # Request A holds its key past STALE_AFTER (a slow NetValve, a slow database); request B
+        # on another worker takes the key over and is still running when A ends with a
+        # non-final answer. A's release must leave B's lock, or a third request runs alongside.
+        sessionmaker = api.http._transport.app.state.resources.sessionmaker  # type: ignore[attr-defined]
+        service = IdempotencyService(sessionmaker, timedelta(hours=1))
+        taken_over = datetime.now(UTC) + timedelta(minutes=3)
+
+        async def slow_then_busy() -> NoReturn:
+            await api.medusa.execute(
+                "UPDATE idempotency_keys SET locked_at = $1 WHERE key = 'taken-over-0001'",
+                taken_over,
+            )
+            raise IdempotencyKeyInFlight  # any non-final answer (409)
+
+        body = CancelRequest(transaction_id=1)
+        response = await service.run(
+            scope="scope",
+            key="taken-over-0001",
+            method="POST",
+            path="/cancel",
+            body=body,
+            request_id="r",
+            action=slow_then_busy,
+        )
+
+        assert response.status_code == 409
+        rows = await api.medusa.fetch(
+            "SELECT locked_at FROM idempotency_keys WHERE key = 'taken-over-0001'"
+        )
+        assert [row["locked_at"] for row in rows] == [taken_over]
