@@ -10,6 +10,7 @@ from app.core.logging import mask_card_numbers
 from app.schemas.netvalve import CancelRequest
 from app.services.idempotency_service import IdempotencyKeyInFlight, IdempotencyService
 from tests.api.netvalve.conftest import Api
+from tests.api.netvalve.test_payable_session import hpf, nothing_charged
 
 # A card number with what is written after it: its expiry date or security code.
 CARD_THEN_MORE = [
@@ -73,3 +74,41 @@ class TestAKeyTakenOverStaysLocked:
             "SELECT locked_at FROM idempotency_keys WHERE key = 'taken-over-0001'"
         )
         assert [row["locked_at"] for row in rows] == [taken_over]
+
+
+@pytest.mark.asyncio
+class TestAPaymentCollectionMedusaIsDoneWith:
+    # The session still says pending, but its payment collection is already paid (by another
+    # provider's session), or Medusa has closed it: charging it would take the money twice or
+    # land it on a dead collection.
+    @pytest.mark.parametrize(
+        "status", ["authorized", "partially_authorized", "completed", "canceled"]
+    )
+    async def test_it_is_not_charged(self, api: Api, status: str):
+        medusa = await api.medusa_session()
+        await api.medusa.execute(
+            "UPDATE payment_collection SET status = $2 WHERE id = $1",
+            medusa.collection_id,
+            status,
+        )
+
+        paid = await api.pay(medusa)
+        session = await hpf(api, medusa)
+
+        for response in (paid, session):
+            assert response.status_code == 409, response.text
+            assert response.json()["error"] == "PaymentSessionNotPayable"
+        await nothing_charged(api)
+
+    async def test_a_completed_collection_is_not_charged(self, api: Api):
+        medusa = await api.medusa_session()
+        await api.medusa.execute(
+            "UPDATE payment_collection SET completed_at = now() WHERE id = $1",
+            medusa.collection_id,
+        )
+
+        paid = await api.pay(medusa)
+
+        assert paid.status_code == 409, paid.text
+        assert paid.json()["error"] == "PaymentSessionNotPayable"
+        await nothing_charged(api)
