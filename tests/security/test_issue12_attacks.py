@@ -1,12 +1,15 @@
 """Attacks on issue 12's hardening: each test is a way in that was open, and stays closed."""
 
+import json
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
 import pytest
+import structlog
 
 from app.core.cards import mask_pans, mask_pans_in_text
-from app.core.logging import mask_card_numbers
+from app.core.logging import mask_card_numbers, register_secrets
 from app.schemas.netvalve import CancelRequest
 from app.services.idempotency_service import IdempotencyKeyInFlight, IdempotencyService
 from tests.api.netvalve.conftest import Api
@@ -112,3 +115,26 @@ class TestAPaymentCollectionMedusaIsDoneWith:
         assert paid.status_code == 409, paid.text
         assert paid.json()["error"] == "PaymentSessionNotPayable"
         await nothing_charged(api)
+
+
+class TestASecretWithCharactersALineEscapes:
+    # A password may hold quotes, backslashes or non-ASCII letters; inside an exception or
+    # bytes logged as they are, the line carries them escaped, which the plain value misses.
+    SECRET = "pa\"ss\\w'ord-\u00e9t\u00e9-2026"
+
+    def test_it_is_redacted_in_a_repr_too(self, captured_logs):
+        register_secrets([self.SECRET])
+        url = f"https://merchant:{self.SECRET}@gateway.example".encode()
+
+        structlog.get_logger("probe").warning(
+            "probe.failed", error=RuntimeError(f"refused {self.SECRET}"), url=url
+        )
+        logging.getLogger("thirdparty.lib").warning("sent %r", {"password": [self.SECRET]})
+
+        decoded = json.dumps(captured_logs.lines(), ensure_ascii=False)
+        forms = [self.SECRET, repr(self.SECRET)[1:-1], repr(self.SECRET.encode())[2:-1]]
+        for form in forms:
+            assert form not in captured_logs.text
+            assert form not in decoded
+            assert json.dumps(form)[1:-1] not in captured_logs.text
+        assert captured_logs.text.count("[REDACTED]") >= 3
