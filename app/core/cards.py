@@ -3,6 +3,7 @@ is stored here."""
 
 import re
 from collections.abc import Collection
+from decimal import Decimal
 from typing import Any
 
 
@@ -80,8 +81,11 @@ def mask_pans(value: Any) -> Any:
     number; the values of id fields (`transactionId`, `orderId`, ...) are kept."""
     if isinstance(value, str):
         return mask_pans_in_text(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        digits = str(value)
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        # A JSON number, also one written with a fraction or an exponent (`4111111111111111.0`,
+        # which the webhook parser reads as a Decimal).
+        whole = isinstance(value, int) or (value.is_finite() and value == value.to_integral())
+        digits = str(int(value)) if whole else ""
         return mask(digits) if luhn_valid(digits) and len(digits) >= 13 else value
     if isinstance(value, dict):
         return {key: item if _is_id(key, item) else mask_pans(item) for key, item in value.items()}

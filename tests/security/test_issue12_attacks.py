@@ -3,6 +3,7 @@
 import json
 import logging
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import NoReturn
 
 import pytest
@@ -12,6 +13,7 @@ from app.core.cards import mask_pans, mask_pans_in_text
 from app.core.logging import mask_card_numbers, register_secrets
 from app.schemas.netvalve import CancelRequest
 from app.services.idempotency_service import IdempotencyKeyInFlight, IdempotencyService
+from app.services.webhook_service import parse
 from tests.api.netvalve.conftest import Api
 from tests.api.netvalve.test_payable_session import hpf, nothing_charged
 
@@ -138,3 +140,21 @@ class TestASecretWithCharactersALineEscapes:
             assert form not in decoded
             assert json.dumps(form)[1:-1] not in captured_logs.text
         assert captured_logs.text.count("[REDACTED]") >= 3
+
+
+class TestACardNumberSentAsAJsonNumberWithAFraction:
+    def test_the_stored_payload_masks_it(self):
+        parsed = parse(
+            b'{"eventName": "PURCHASED", "data": {"transactionId": 7,'
+            b' "note": 4111111111111111.0, "other": 4.111111111111111E15, "amount": 10.50}}'
+        )
+        assert not isinstance(parsed, str)
+
+        masked = mask_pans(parsed.data)
+
+        assert masked == {
+            "transactionId": 7,
+            "note": "411111******1111",
+            "other": "411111******1111",
+            "amount": Decimal("10.50"),
+        }
