@@ -171,7 +171,8 @@ class AlreadyPaid(NetvalveError):
 
 class PaymentSessionNotPayable(NetvalveError):
     """Medusa's payment session cannot be charged: it is canceled, error, authorized or
-    captured in Medusa, its payment collection is paid or closed, or its cart is completed."""
+    captured in Medusa, its payment collection is paid or closed, or its cart is completed or
+    deleted."""
 
     status_code = 409
 
@@ -448,6 +449,11 @@ class NetvalveService:
                     "payment_session_id": session.id,
                     "payment_collection_id": session.payment_collection_id,
                 },
+            )
+        if session.cart_id is not None and cart is None:
+            raise PaymentSessionNotPayable(
+                f"The cart of payment session {session.id} is deleted; it cannot be paid.",
+                extra={"payment_session_id": session.id, "cart_id": session.cart_id},
             )
         if cart is not None and cart.completed_at is not None:
             raise PaymentSessionNotPayable(

@@ -158,3 +158,18 @@ class TestACardNumberSentAsAJsonNumberWithAFraction:
             "other": "411111******1111",
             "amount": Decimal("10.50"),
         }
+
+
+@pytest.mark.asyncio
+class TestADeletedCart:
+    async def test_its_session_is_not_charged(self, api: Api):
+        medusa = await api.medusa_session()
+        await api.medusa.execute("UPDATE cart SET deleted_at = now() WHERE id = $1", medusa.cart_id)
+
+        paid = await api.pay(medusa)
+        session = await hpf(api, medusa)
+
+        for response in (paid, session):
+            assert response.status_code == 409, response.text
+            assert response.json()["error"] == "PaymentSessionNotPayable"
+        await nothing_charged(api)
