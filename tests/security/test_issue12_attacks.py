@@ -11,6 +11,7 @@ import structlog
 
 from app.core.cards import mask_pans, mask_pans_in_text
 from app.core.logging import mask_card_numbers, register_secrets
+from app.core.startup import DatabaseUnreachable, check_database
 from app.schemas.netvalve import CancelRequest
 from app.services.idempotency_service import IdempotencyKeyInFlight, IdempotencyService
 from app.services.webhook_service import parse
@@ -173,3 +174,19 @@ class TestADeletedCart:
             assert response.status_code == 409, response.text
             assert response.json()["error"] == "PaymentSessionNotPayable"
         await nothing_charged(api)
+
+
+class TestADatabaseUrlAsyncpgCannotRead:
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "postgresql+asyncpg://u:s3cret-passw0rd@db:abc/netvalve",
+            "postgresql+asyncpg://u:s3cret-passw0rd@[::1/netvalve",
+        ],
+    )
+    def test_is_one_line_without_the_password(self, url: str):
+        with pytest.raises(DatabaseUnreachable) as refused:
+            check_database(url)
+
+        assert "DATABASE_URL" in str(refused.value)
+        assert "s3cret" not in str(refused.value)
