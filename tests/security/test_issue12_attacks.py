@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import NoReturn
 
+import httpx
 import pytest
 import structlog
 
@@ -15,8 +16,9 @@ from app.core.startup import DatabaseUnreachable, check_database
 from app.schemas.netvalve import CancelRequest
 from app.services.idempotency_service import IdempotencyKeyInFlight, IdempotencyService
 from app.services.webhook_service import parse
-from tests.api.netvalve.conftest import Api
+from tests.api.netvalve.conftest import Api, ApiFactory
 from tests.api.netvalve.test_payable_session import hpf, nothing_charged
+from tests.security.test_request_bounds import Upload
 
 # A card number with what is written after it: its expiry date or security code.
 CARD_THEN_MORE = [
@@ -190,3 +192,20 @@ class TestADatabaseUrlAsyncpgCannotRead:
 
         assert "DATABASE_URL" in str(refused.value)
         assert "s3cret" not in str(refused.value)
+
+
+@pytest.mark.asyncio
+class TestBehindAPathPrefix:
+    # Served under a prefix (uvicorn --root-path, a proxy's sub-path), scope["path"] carries the
+    # prefix while the router matches without it: the guard must see the route all the same.
+    async def test_an_unauthenticated_body_is_not_read(self, api_factory: ApiFactory):
+        api = await api_factory(max_request_body_bytes=4096)
+        app = api.http._transport.app
+        transport = httpx.ASGITransport(app=app, root_path="/gateway")
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            upload = Upload(10_000)
+            response = await http.post("/gateway/api/v1/netvalve/payment", content=upload)
+
+        assert response.status_code == 401, response.text
+        assert response.json()["error"] == "NotAuthenticated"
+        assert upload.pulled <= 1
