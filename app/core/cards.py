@@ -47,6 +47,8 @@ def mask_candidate(candidate: str, keep: Collection[str] = ()) -> str:
         return mask(digits)
     parts = re.split(r"(\D)", candidate)  # digit groups at even indexes, separators between
     groups = len(parts) // 2 + 1
+    if max(len(group) for group in parts[::2]) < 4:
+        return candidate  # card numbers are written in groups of four or more digits, or whole
     # Longest first: the first groups (card number then expiry), then the last groups.
     for size in range(groups - 1, 0, -1):
         for first in (0, groups - size):
