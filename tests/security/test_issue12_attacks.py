@@ -2,14 +2,20 @@
 
 import json
 import logging
+import multiprocessing
+import os
+import tempfile
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
+from types import SimpleNamespace
 from typing import NoReturn
 
 import httpx
 import pytest
 import structlog
 
+import app
 from app.core.cards import mask_pans, mask_pans_in_text
 from app.core.logging import mask_card_numbers, register_secrets
 from app.core.startup import DatabaseUnreachable, check_database
@@ -209,3 +215,37 @@ class TestBehindAPathPrefix:
         assert response.status_code == 401, response.text
         assert response.json()["error"] == "NotAuthenticated"
         assert upload.pulled <= 1
+
+
+@pytest.fixture
+def a_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This process as a uvicorn worker whose temporary directory is `tmp_path`; the variable
+    it sets is removed afterwards."""
+    monkeypatch.setenv(app.MULTIPROCESS_ENV, "")  # restored to its state before the test
+    monkeypatch.delenv(app.MULTIPROCESS_ENV)
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    supervisor = SimpleNamespace(pid=os.getpid())
+    monkeypatch.setattr(multiprocessing, "parent_process", lambda: supervisor)
+    return tmp_path
+
+
+class TestASharedMetricsDirectoryNotOurOwn:
+    @pytest.mark.parametrize("kind", ["world-writable", "symlink"])
+    def test_is_not_used(self, a_worker: Path, kind: str):
+        planted = a_worker / "planted"
+        planted.mkdir()
+        if kind == "symlink":
+            (a_worker / app.METRICS_ROOT).symlink_to(planted)
+        else:
+            (a_worker / app.METRICS_ROOT).mkdir()
+            (a_worker / app.METRICS_ROOT).chmod(0o777)
+
+        app._share_metrics_between_workers()
+
+        assert app.MULTIPROCESS_ENV not in os.environ
+        assert not any(planted.iterdir())
+
+    def test_our_own_is_used(self, a_worker: Path):
+        app._share_metrics_between_workers()
+
+        assert os.environ[app.MULTIPROCESS_ENV].startswith(str(a_worker / app.METRICS_ROOT))
