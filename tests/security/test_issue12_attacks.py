@@ -14,8 +14,10 @@ from typing import NoReturn
 import httpx
 import pytest
 import structlog
+from starlette.requests import Request
 
 import app
+from app.api.client import client_ip
 from app.core.cards import mask_pans, mask_pans_in_text
 from app.core.logging import mask_card_numbers, register_secrets
 from app.core.startup import DatabaseUnreachable, check_database
@@ -24,6 +26,8 @@ from app.services.idempotency_service import IdempotencyKeyInFlight, Idempotency
 from app.services.webhook_service import parse
 from tests.api.netvalve.conftest import Api, ApiFactory
 from tests.api.netvalve.test_payable_session import hpf, nothing_charged
+from tests.fixtures.gateway import UNUSED_DB
+from tests.fixtures.settings import make_settings
 from tests.security.test_request_bounds import Upload
 
 # A card number with what is written after it: its expiry date or security code.
@@ -249,3 +253,24 @@ class TestASharedMetricsDirectoryNotOurOwn:
         app._share_metrics_between_workers()
 
         assert os.environ[app.MULTIPROCESS_ENV].startswith(str(a_worker / app.METRICS_ROOT))
+
+
+class TestXForwardedForSentTwice:
+    # A proxy that adds its own X-Forwarded-For line instead of appending to the client's: the
+    # header is one list (RFC 9110, 5.3), so the client's forged first line is not the answer.
+    def test_the_last_line_the_trusted_proxy_added_counts(self):
+        settings = make_settings(UNUSED_DB, trusted_proxies=["127.0.0.0/8"])
+        request = Request(
+            {
+                "type": "http",
+                "method": "POST",
+                "path": "/",
+                "headers": [
+                    (b"x-forwarded-for", b"10.9.9.9"),  # the client's, forged
+                    (b"x-forwarded-for", b"203.0.113.7"),  # the proxy's
+                ],
+                "client": ("127.0.0.1", 50000),
+            }
+        )
+
+        assert client_ip(request, settings) == "203.0.113.7"
