@@ -10,6 +10,7 @@ import contextlib
 import multiprocessing
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -46,6 +47,11 @@ def _share_metrics_between_workers() -> None:
         return
     root = Path(tempfile.gettempdir()) / METRICS_ROOT
     root.mkdir(mode=0o700, exist_ok=True)
+    info = root.lstat()
+    if stat.S_ISLNK(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        # Another user's directory in the shared temporary directory (or a link to one) could
+        # feed /metrics any values: each worker keeps its own registry instead.
+        return
     for stale in root.iterdir():
         pid = stale.name.split("-", 1)[0]
         if pid.isdigit() and _run_id(int(pid)) != stale.name:

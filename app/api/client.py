@@ -25,7 +25,10 @@ def client_ip(request: Request, settings: Settings) -> str:
 
     if not is_trusted(peer):
         return peer
-    hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",") if hop]
+    # Every X-Forwarded-For line, in order: one list (RFC 9110, 5.3), and a proxy may add its own
+    # line after the client's rather than append to it.
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
     for hop in reversed(hops):
         if not is_trusted(hop):
             return hop

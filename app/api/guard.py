@@ -102,6 +102,14 @@ def route_guards(routes: Sequence[BaseRoute], settings: Settings) -> list[RouteG
     return guards
 
 
+def _route_path(scope: Scope) -> str:
+    """scope["path"] without the root path, as Starlette's router matches it."""
+    path, root = str(scope["path"]), str(scope.get("root_path", ""))
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
+        return path[len(root) :]
+    return path
+
+
 class _BodyLimitExceeded(Exception):
     pass
 
@@ -121,7 +129,9 @@ class RequestGuardMiddleware:
     def guard_for(self, scope: Scope) -> RouteGuard | None:
         if self._guards is None:
             self._guards = route_guards(self.routes, self.settings)
-        path, method = scope["path"], scope["method"]
+        # The path the router matches: without the root path (uvicorn --root-path, a proxy's
+        # prefix), which scope["path"] includes.
+        path, method = _route_path(scope), scope["method"]
         for guard in self._guards:
             if method in guard.methods and guard.path.match(path):
                 return guard

@@ -3,6 +3,7 @@ is stored here."""
 
 import re
 from collections.abc import Collection
+from decimal import Decimal
 from typing import Any
 
 
@@ -36,13 +37,37 @@ _UUID = re.compile(
 _ID_KEY = re.compile(r"(^id|Id|ID|_id)$")
 
 
+def mask_candidate(candidate: str, keep: Collection[str] = ()) -> str:
+    """A card-number-shaped run of digit groups with the card number in it masked: the whole
+    run, or else its first or last groups, since a card number is often written with its expiry
+    date or security code right after it (`4111 1111 1111 1111 12/26`), which makes the whole
+    run fail the Luhn test. `keep` holds digit strings (ids) never to mask."""
+    digits = re.sub(r"\D", "", candidate)
+    if luhn_valid(digits) and digits not in keep:
+        return mask(digits)
+    parts = re.split(r"(\D)", candidate)  # digit groups at even indexes, separators between
+    groups = len(parts) // 2 + 1
+    if max(len(group) for group in parts[::2]) < 4:
+        return candidate  # card numbers are written in groups of four or more digits, or whole
+    # Longest first: the first groups (card number then expiry), then the last groups.
+    for size in range(groups - 1, 0, -1):
+        for first in (0, groups - size):
+            window = "".join(parts[2 * first : 2 * (first + size) : 2])
+            if len(window) >= 13 and luhn_valid(window) and window not in keep:
+                return (
+                    "".join(parts[: 2 * first])
+                    + mask(window)
+                    + "".join(parts[2 * (first + size) - 1 :])
+                )
+    return candidate
+
+
 def mask_pans_in_text(text: str, keep: Collection[str] = ()) -> str:
     """`text` with every Luhn-valid card number, plain, spaced or dashed, masked as NetValve
     masks it; UUIDs, and the digit strings in `keep` (ids), are left whole."""
 
     def masked(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group())
-        return mask(digits) if luhn_valid(digits) and digits not in keep else match.group()
+        return mask_candidate(match.group(), keep)
 
     pieces: list[str] = []
     start = 0
@@ -58,8 +83,11 @@ def mask_pans(value: Any) -> Any:
     number; the values of id fields (`transactionId`, `orderId`, ...) are kept."""
     if isinstance(value, str):
         return mask_pans_in_text(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        digits = str(value)
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        # A JSON number, also one written with a fraction or an exponent (`4111111111111111.0`,
+        # which the webhook parser reads as a Decimal).
+        whole = isinstance(value, int) or (value.is_finite() and value == value.to_integral())
+        digits = str(int(value)) if whole else ""
         return mask(digits) if luhn_valid(digits) and len(digits) >= 13 else value
     if isinstance(value, dict):
         return {key: item if _is_id(key, item) else mask_pans(item) for key, item in value.items()}

@@ -6,6 +6,7 @@ redacted by the key they sit under, by shape (card numbers, also spaced, dashed 
 value: every secret the settings hold, wherever it appears in a line, tracebacks included.
 """
 
+import json
 import logging
 import re
 import sys
@@ -20,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.types import EventDict, Processor
 
 from app.core import metrics
-from app.core.cards import luhn_valid, mask
+from app.core.cards import mask_candidate
 from app.core.errors import error_response
 
 log = structlog.get_logger(__name__)
@@ -53,12 +54,25 @@ class _SecretValues:
             return
         self.values |= new
         # Longest first, so that a secret containing another is replaced whole.
-        ordered = sorted(self.values, key=len, reverse=True)
+        forms = {form for value in self.values for form in _rendered_forms(value)}
+        ordered = sorted(forms, key=len, reverse=True)
         self.pattern = re.compile("|".join(re.escape(value) for value in ordered))
 
     def redact(self, text: str) -> str:
         pattern = self.pattern
         return text if pattern is None else pattern.sub(REDACTED, text)
+
+
+def _rendered_forms(value: str) -> set[str]:
+    """`value` as it can appear in a rendered line: as is, inside the repr of a string or of
+    bytes (an exception, a URL as bytes), and each of those JSON-escaped (quotes, backslashes
+    and non-ASCII characters are escaped in the line)."""
+    escaped = repr(value)[1:-1]
+    as_bytes = repr(value.encode())[2:-1]
+    python = {value, escaped, escaped.replace("'", "\\'"), as_bytes, as_bytes.replace("'", "\\'")}
+    forms = python | {json.dumps(form)[1:-1] for form in python}
+    forms |= {json.dumps(form, ensure_ascii=False)[1:-1] for form in python}
+    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 
 _SECRETS = _SecretValues()
@@ -79,8 +93,7 @@ def redact_secrets(text: str) -> str:
 
 
 def _mask_pan(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group())
-    return mask(digits) if luhn_valid(digits) else match.group()
+    return mask_candidate(match.group())
 
 
 # Our own ids (UUIDs, with or without dashes): their digit groups can look like a grouped card

@@ -29,11 +29,12 @@ def database_address(url: str) -> str:
     """host:port/database of a PostgreSQL URL (a socket directory for a Unix socket)."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+        port = parsed.port  # a port that is no number fails only here
+    except (ArgumentError, ValueError):
         return "an unreadable URL"
     socket_dir = parsed.query.get("host")
     host = parsed.host or (socket_dir if isinstance(socket_dir, str) else "localhost")
-    return f"{host}:{parsed.port or 5432}/{parsed.database or ''}"
+    return f"{host}:{port or 5432}/{parsed.database or ''}"
 
 
 def _reason(exc: BaseException) -> str:
@@ -47,6 +48,8 @@ def _reason(exc: BaseException) -> str:
         return "password authentication failed"
     if isinstance(exc, asyncpg.InvalidCatalogNameError):
         return "the database does not exist"
+    if isinstance(exc, ValueError):  # asyncpg's own reading of the URL: a port that is no number
+        return "the URL cannot be read"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
     return type(exc).__name__
@@ -63,7 +66,13 @@ def check_database(url: str, variable: str = "DATABASE_URL") -> None:
     dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
     try:
         asyncio.run(_connect(dsn))
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except (
+        OSError,
+        TimeoutError,
+        ValueError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+    ) as exc:
         raise DatabaseUnreachable(
             f"cannot reach the database in {variable} at {database_address(url)}: {_reason(exc)}"
         ) from None

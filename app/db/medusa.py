@@ -77,6 +77,10 @@ class MedusaPaymentSession:
     context: dict[str, Any] | None
     authorized_at: datetime | None
     created_at: datetime
+    collection_status: str | None = None
+    """Its payment collection's status and completion: a collection that is paid or closed
+    takes no new charge, whatever this session says."""
+    collection_completed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +136,8 @@ _SESSION_COLUMNS = f"""
        ps.provider_id AS ps_provider_id, ps.currency_code AS ps_currency_code,
        {_money("amount", "ps")} AS ps_amount, ps.status AS ps_status, ps.data AS ps_data,
        ps.context AS ps_context, ps.authorized_at AS ps_authorized_at,
-       ps.created_at AS ps_created_at"""
+       ps.created_at AS ps_created_at, pc.status AS pc_status,
+       pc.completed_at AS pc_completed_at"""
 
 # One row per active session (or one row with NULL session columns), so the collection and its
 # sessions come from one statement and one snapshot.
@@ -223,6 +228,8 @@ def _session(row: asyncpg.Record, cart_id: str | None) -> MedusaPaymentSession:
         context=row["ps_context"],
         authorized_at=row["ps_authorized_at"],
         created_at=row["ps_created_at"],
+        collection_status=row["pc_status"],
+        collection_completed_at=row["pc_completed_at"],
     )
 
 

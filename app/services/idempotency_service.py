@@ -135,7 +135,9 @@ class IdempotencyService:
             async with self._sessionmaker.begin() as session:
                 repository = IdempotencyRepository(session)
                 if status in _NOT_FINAL or status >= 500:
-                    await repository.release(scope, key)
+                    # Only the lock this request took: if it ran so long that another request
+                    # took the key over, that request still holds it.
+                    await repository.release(scope, key, now)
                 else:
                     await repository.complete(scope, key, status, payload)
         except Exception as error:

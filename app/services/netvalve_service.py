@@ -98,6 +98,20 @@ _ALREADY = {"GTW_2045", "GTW_2046", "GTW_2047"}
 # `captured` already hold money. Charging only `pending` and `requires_more` leaves Medusa's
 # own view in charge: a session it has settled one way or another is never charged again.
 MEDUSA_UNPAYABLE = frozenset({"canceled", "error", "authorized", "captured"})
+# Payment collections that already hold money (another session's, maybe another provider's) or
+# that Medusa has closed: none of their sessions is charged.
+MEDUSA_COLLECTION_UNPAYABLE = frozenset(
+    {
+        "authorized",
+        "partially_authorized",
+        "partially_captured",
+        "captured",
+        "completed",
+        "canceled",
+        "partially_refunded",
+        "refunded",
+    }
+)
 # The largest amount the ledger holds: its minor-unit columns are PostgreSQL bigint.
 LEDGER_MAX_MINOR = 2**63 - 1
 
@@ -157,7 +171,8 @@ class AlreadyPaid(NetvalveError):
 
 class PaymentSessionNotPayable(NetvalveError):
     """Medusa's payment session cannot be charged: it is canceled, error, authorized or
-    captured in Medusa, or its cart is completed."""
+    captured in Medusa, its payment collection is paid or closed, or its cart is completed or
+    deleted."""
 
     status_code = 409
 
@@ -421,6 +436,24 @@ class NetvalveService:
             raise PaymentSessionNotPayable(
                 f"Medusa's payment session {session.id} is {session.status}; it cannot be paid.",
                 extra={"payment_session_id": session.id, "medusa_status": session.status},
+            )
+        if (
+            session.collection_status in MEDUSA_COLLECTION_UNPAYABLE
+            or session.collection_completed_at is not None
+        ):
+            raise PaymentSessionNotPayable(
+                f"The payment collection of payment session {session.id} is "
+                f"{'completed' if session.collection_completed_at else session.collection_status};"
+                " it cannot be paid.",
+                extra={
+                    "payment_session_id": session.id,
+                    "payment_collection_id": session.payment_collection_id,
+                },
+            )
+        if session.cart_id is not None and cart is None:
+            raise PaymentSessionNotPayable(
+                f"The cart of payment session {session.id} is deleted; it cannot be paid.",
+                extra={"payment_session_id": session.id, "cart_id": session.cart_id},
             )
         if cart is not None and cart.completed_at is not None:
             raise PaymentSessionNotPayable(
