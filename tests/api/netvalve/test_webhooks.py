@@ -734,6 +734,7 @@ class TestStoredErrorText:
         await service.process_due()
 
         row = await hooks.medusa.fetchrow("SELECT id, status, last_error FROM webhook_events")
+        assert row is not None
         assert row["status"] == "failed"
         assert "RuntimeError" in row["last_error"]
         assert secret not in row["last_error"]
