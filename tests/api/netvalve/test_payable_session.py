@@ -26,6 +26,7 @@ from tests.fixtures.medusa import (
     create_payment_collection,
     create_payment_session,
 )
+from tests.fixtures.settlement import until
 
 pytestmark = pytest.mark.asyncio
 
@@ -126,10 +127,18 @@ class TestSpentTokensAreRetired:
         medusa = await api.medusa_session()
         token = (await hpf(api, medusa)).json()["payment_token"]
         await bind_card(api, token, APPROVE_CARD)
-        await api.sandbox.fault("/sale", "latency", latency_ms=800)
+        await api.sandbox.fault("/sale", "latency", latency_ms=1200)
+
+        async def claimed() -> bool:
+            # The claim and the token's retirement commit together, before NetValve is called.
+            spent = await api.medusa.fetchval(
+                "SELECT bool_or(spent_at IS NOT NULL) FROM hpf_sessions WHERE payment_token = $1",
+                token,
+            )
+            return bool(spent)
 
         paying = asyncio.create_task(pay_with(api, medusa, token))
-        await asyncio.sleep(0.3)
+        await until(claimed, "the payment to claim the session")  # not a fixed sleep: CI is slow
         during = await hpf(api, medusa)
         paid = await paying
 
