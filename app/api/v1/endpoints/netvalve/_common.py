@@ -29,6 +29,12 @@ from app.services.netvalve_service import (
     ServiceResult,
 )
 
+
+def one_of(model: type[BaseModel], *errors: type[Exception]) -> dict[str, Any]:
+    """An OpenAPI answer that any of `errors` gives, each described by its docstring."""
+    return {"model": model, "description": " Or: ".join(str(error.__doc__) for error in errors)}
+
+
 # Read as optional, so that a missing key gets IdempotencyKeyMissing (400) and a malformed one
 # IdempotencyKeyInvalid (400) from the service rather than a generic 422; documented as what it
 # is, required, in MONEY_OPENAPI.

@@ -4,6 +4,7 @@ from fastapi import APIRouter, Query
 
 from app.api.auth import STOREFRONT_AUTH_ERRORS, StorefrontPrincipal
 from app.api.deps import NetvalveServiceDep
+from app.api.v1.endpoints.netvalve._common import one_of
 from app.core.errors import MalformedJSON
 from app.schemas.error import ErrorResponse
 from app.schemas.netvalve import (
@@ -29,25 +30,14 @@ router = APIRouter(prefix="/hpf")
 HPF_ERRORS = {
     **STOREFRONT_AUTH_ERRORS,
     **PaymentSessionNotFound.schema(),
-    409: {
-        "model": PaymentConflictResponse,
-        "description": " Or: ".join(
-            str(error.__doc__)
-            for error in (
-                AlreadyPaid,
-                PaymentSessionNotPayable,
-                PaymentStateConflict,
-                PaymentInProgress,
-            )
-        ),
-    },
-    422: {
-        "model": ErrorResponse,
-        "description": " Or: ".join(
-            str(error.__doc__)
-            for error in (UnsupportedCurrency, PaymentSessionAmountInvalid, InvalidAmount)
-        ),
-    },
+    409: one_of(
+        PaymentConflictResponse,
+        AlreadyPaid,
+        PaymentSessionNotPayable,
+        PaymentStateConflict,
+        PaymentInProgress,
+    ),
+    422: one_of(ErrorResponse, UnsupportedCurrency, PaymentSessionAmountInvalid, InvalidAmount),
     **HpfUnavailable.schema(HpfUnavailableResponse),
 }
 

@@ -8,6 +8,7 @@ from app.api.v1.endpoints.netvalve._common import (
     MONEY_OPENAPI,
     IdempotencyKeyHeader,
     idempotent,
+    one_of,
     request_key,
 )
 from app.schemas.error import ErrorResponse
@@ -39,31 +40,21 @@ router = APIRouter()
         **RateLimited.schema(),
         **PaymentDeclined.schema(DeclineResponse),
         **PaymentSessionNotFound.schema(),
-        409: {
-            "model": PaymentConflictResponse,
-            "description": " Or: ".join(
-                str(error.__doc__)
-                for error in (
-                    AlreadyPaid,
-                    PaymentSessionNotPayable,
-                    PaymentStateConflict,
-                    PaymentInProgress,
-                    IdempotencyKeyInFlight,
-                )
-            ),
-        },
-        422: {
-            "model": ErrorResponse,
-            "description": " Or: ".join(
-                str(error.__doc__)
-                for error in (
-                    AmountMismatch,
-                    PaymentSessionAmountInvalid,
-                    UnsupportedCurrency,
-                    GatewayValidationFailed,
-                )
-            ),
-        },
+        409: one_of(
+            PaymentConflictResponse,
+            AlreadyPaid,
+            PaymentSessionNotPayable,
+            PaymentStateConflict,
+            PaymentInProgress,
+            IdempotencyKeyInFlight,
+        ),
+        422: one_of(
+            ErrorResponse,
+            AmountMismatch,
+            PaymentSessionAmountInvalid,
+            UnsupportedCurrency,
+            GatewayValidationFailed,
+        ),
     },
 )
 async def create_payment(
