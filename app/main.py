@@ -191,21 +191,6 @@ async def _notify_medusa_forever(resources: Resources, stop: asyncio.Event) -> N
                 await _pause(stop, outage.backoff(interval))
 
 
-def _start_medusa_notifier(workers: "Workers", resources: Resources) -> None:
-    settings = resources.settings
-    if settings.medusa_webhook_url is None:
-        # Said once: the ledger writes no notifications and nothing is sent (see
-        # app/services/medusa_notifications.py); Medusa learns of late outcomes only by asking.
-        log.info(
-            "medusa.notifications_disabled",
-            reason="MEDUSA_WEBHOOK_URL is not set: Medusa is not told of outcomes it did not ask "
-            "for",
-        )
-        return
-    if settings.medusa_notify_worker_enabled:
-        workers.start(_notify_medusa_forever, resources)
-
-
 WorkerLoop = Callable[[Resources, asyncio.Event], Coroutine[Any, Any, None]]
 
 
@@ -234,6 +219,21 @@ class Workers:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _start_medusa_notifier(workers: Workers, resources: Resources) -> None:
+    settings = resources.settings
+    if settings.medusa_webhook_url is None:
+        # Said once: the ledger writes no notifications and nothing is sent (see
+        # app/services/medusa_notifications.py); Medusa learns of late outcomes only by asking.
+        log.info(
+            "medusa.notifications_disabled",
+            reason="MEDUSA_WEBHOOK_URL is not set: Medusa is not told of outcomes it did not ask "
+            "for",
+        )
+        return
+    if settings.medusa_notify_worker_enabled:
+        workers.start(_notify_medusa_forever, resources)
 
 
 @asynccontextmanager
