@@ -60,7 +60,12 @@ from app.schemas.medusa_notification import (
 log = structlog.get_logger(__name__)
 
 MAX_ERROR_LENGTH = 500
-_RESPONSE_SNIPPET_BYTES = 200
+_RESPONSE_SNIPPET_CHARS = 200
+# An error answer is read further than it is kept, and masked before it is cut, so that a card
+# number or a secret across the cut is masked whole; what the read itself cut off at its end
+# (up to the margin) is dropped, since it cannot be recognised to be masked.
+_RESPONSE_READ_BYTES = 4096
+_READ_CUT_MARGIN = 256
 # The notification each ledger state announces; `pending` and `requires_payment` announce
 # nothing by themselves (a refused charge is told apart by the caller, see `event_for`).
 _EVENTS = {
@@ -306,11 +311,11 @@ class MedusaNotificationService:
             ) as response:
                 if response.is_success:
                     return _Outcome(response.status_code, None)
-                snippet = await _first_bytes(response, _RESPONSE_SNIPPET_BYTES)
+                read, whole = await _first_bytes(response, _RESPONSE_READ_BYTES)
         except Exception as error:  # a bug must not retry a row forever: it is an attempt too
             detail = str(error).strip()
             return _Outcome(None, _bounded(f"{type(error).__name__}: {detail}".rstrip(": ")))
-        text = snippet.decode("utf-8", errors="replace").strip()
+        text = _snippet(read, whole=whole)
         return _Outcome(
             response.status_code, _bounded(f"HTTP {response.status_code}: {text}".rstrip(": "))
         )
@@ -396,14 +401,24 @@ class MedusaNotificationService:
             return MedusaNotificationResponse.model_validate(row)
 
 
-async def _first_bytes(response: httpx.Response, limit: int) -> bytes:
-    """At most `limit` bytes of a response body: an error page can be any size."""
+async def _first_bytes(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """At most `limit` bytes of a response body (an error page can be any size), and whether
+    they are the whole body."""
     read = b""
     async for chunk in response.aiter_bytes():
         read += chunk
         if len(read) >= limit:
-            break
-    return read[:limit]
+            return read[:limit], False
+    return read, True
+
+
+def _snippet(read: bytes, *, whole: bool) -> str:
+    """The start of an error answer as stored: redacted and masked before it is cut, so that
+    no part of a secret or card number the cut runs through is kept."""
+    text = read.decode("utf-8", errors="replace")
+    if not whole:
+        text = text[:-_READ_CUT_MARGIN]
+    return _bounded(text).strip()[:_RESPONSE_SNIPPET_CHARS]
 
 
 class InvalidCursor(AppError):

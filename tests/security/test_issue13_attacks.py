@@ -1,0 +1,90 @@
+"""Attacks on issue 13's notifications to Medusa: each test is a way in that was open, and stays
+closed."""
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.netvalve.conftest import ApiFactory
+from tests.api.netvalve.test_medusa_notifications import (
+    HOOK_PATH,
+    MEDUSA_WEBHOOK_SECRET,
+    notify,
+    paid,
+    queue,
+    rows,
+    worker,
+)
+
+pytestmark = pytest.mark.asyncio
+
+PAN = "4111111111111111"
+SECRET_KEY = MEDUSA_WEBHOOK_SECRET.removeprefix("whsec_")
+
+
+def answering(status: int, body: bytes) -> httpx.AsyncClient:
+    """The worker's client, against a Medusa that answers every POST with `body`."""
+
+    def handler(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=body)
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler), timeout=5)
+
+
+async def last_error(api: Any, row_id: uuid.UUID) -> str:
+    [row] = [row for row in await rows(api) if row["id"] == row_id]
+    assert (row["status"], row["attempts"]) == ("pending", 1), row
+    return str(row["last_error"])
+
+
+class TestWhatMedusaAnswersIsCutSafely:
+    """Only the first bytes of a refusal are kept; the cut must not split a card number or the
+    secret so that the part before it escapes masking and redaction."""
+
+    @pytest.mark.parametrize("kept", [7, 10, 12])
+    async def test_a_card_number_cut_by_the_snippet_leaves_no_digits_past_the_first_six(
+        self, api_factory: ApiFactory, kept: int
+    ):
+        api = await api_factory(**notify(f"http://medusa.invalid{HOOK_PATH}"))
+        row_id = await queue(api, (await paid(api))["id"])
+        prefix = b'{"message":"declined card ' + b"x" * 200
+        body = prefix[: 200 - kept] + PAN.encode() + b' and more"}'
+
+        async with answering(500, body) as http:
+            await worker(api, http).deliver_due()
+
+        error = await last_error(api, row_id)
+        assert error.startswith("HTTP 500: "), error
+        assert PAN[:7] not in error, error
+
+    @pytest.mark.parametrize("kept", [8, 20, 40])
+    async def test_the_secret_cut_by_the_snippet_is_not_stored_in_part(
+        self, api_factory: ApiFactory, kept: int
+    ):
+        api = await api_factory(**notify(f"http://medusa.invalid{HOOK_PATH}"))
+        row_id = await queue(api, (await paid(api))["id"])
+        prefix = b'{"message":"your secret is ' + b"y" * 200
+        body = prefix[: 200 - kept] + MEDUSA_WEBHOOK_SECRET.encode() + b'"}'
+
+        async with answering(401, body) as http:
+            await worker(api, http).deliver_due()
+
+        error = await last_error(api, row_id)
+        assert SECRET_KEY[:8] not in error, error
+        assert "whsec_" + SECRET_KEY[:2] not in error, error
+
+    async def test_a_short_answer_is_still_kept_whole_but_masked(self, api_factory: ApiFactory):
+        api = await api_factory(**notify(f"http://medusa.invalid{HOOK_PATH}"))
+        row_id = await queue(api, (await paid(api))["id"])
+        body = f'{{"message":"card {PAN} secret {MEDUSA_WEBHOOK_SECRET}"}}'.encode()
+
+        async with answering(500, body) as http:
+            await worker(api, http).deliver_due()
+
+        error = await last_error(api, row_id)
+        assert "411111******1111" in error, error
+        assert PAN not in error, error
+        assert "secret " in error, error
+        assert SECRET_KEY not in error, error
