@@ -288,7 +288,11 @@ class MedusaNotificationService:
     async def _send(self, notification: MedusaNotification) -> _Outcome:
         """One POST, signed afresh: same webhook-id, new timestamp and signature. Nothing of
         the headers is ever logged or stored (the signature would let anyone replay it within
-        its five minutes)."""
+        its five minutes).
+
+        The whole exchange ends within MEDUSA_NOTIFY_TIMEOUT_SECONDS: httpx's timeouts are per
+        read, so an answer that trickles in would otherwise hold the worker (and outlive the
+        lease that `deliver_due` counts on)."""
         if self._http is None or self._settings.medusa_webhook_url is None:
             raise RuntimeError("delivering needs MEDUSA_WEBHOOK_URL and an HTTP client")
         secret = self._settings.medusa_webhook_secret
@@ -305,13 +309,17 @@ class MedusaNotificationService:
             ),
         }
         url = str(self._settings.medusa_webhook_url)
+        seconds = self._timeout.total_seconds()
         try:
-            async with self._http.stream(
-                "POST", url, content=body.encode(), headers=headers
-            ) as response:
+            async with (
+                asyncio.timeout(seconds),
+                self._http.stream("POST", url, content=body.encode(), headers=headers) as response,
+            ):
                 if response.is_success:
                     return _Outcome(response.status_code, None)
                 read, whole = await _first_bytes(response, _RESPONSE_READ_BYTES)
+        except TimeoutError:
+            return _Outcome(None, f"TimeoutError: no whole answer within {seconds:g} s")
         except Exception as error:  # a bug must not retry a row forever: it is an attempt too
             detail = str(error).strip()
             return _Outcome(None, _bounded(f"{type(error).__name__}: {detail}".rstrip(": ")))

@@ -1,6 +1,8 @@
 """Attacks on issue 13's notifications to Medusa: each test is a way in that was open, and stays
 closed."""
 
+import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -14,6 +16,7 @@ from tests.api.netvalve.test_medusa_notifications import (
     notify,
     paid,
     queue,
+    resources_of,
     rows,
     worker,
 )
@@ -88,3 +91,56 @@ class TestWhatMedusaAnswersIsCutSafely:
         assert PAN not in error, error
         assert "secret " in error, error
         assert SECRET_KEY not in error, error
+
+
+class TrickleServer:
+    """A Medusa (or a proxy in front of it) that answers one byte at a time, each just inside
+    the client's read timeout: httpx's per-read timeouts never fire."""
+
+    def __init__(self, pause: float) -> None:
+        self.pause = pause
+        self.server: asyncio.AbstractServer | None = None
+        self.posts = 0
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            self.posts += 1
+            answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+            for byte in answer:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(self.pause)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}{HOOK_PATH}"
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+
+class TestASlowMedusaCannotHoldTheWorker:
+    async def test_one_send_ends_within_the_notify_timeout(self, api_factory: ApiFactory):
+        trickle = TrickleServer(pause=0.1)
+        async with trickle as url:
+            api = await api_factory(**notify(url, medusa_notify_timeout_seconds=0.5))
+            row_id = await queue(api, (await paid(api))["id"])
+            timeout = httpx.Timeout(resources_of(api).settings.medusa_notify_timeout_seconds)
+            async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
+                started = time.monotonic()
+                await asyncio.wait_for(worker(api, http).deliver_due(), 30)
+                took = time.monotonic() - started
+
+        # The answer takes ~7 s to trickle in (70 bytes, 0.1 s apart), every read inside 0.5 s.
+        assert trickle.posts == 1
+        assert took < 3, took
+        [row] = [row for row in await rows(api) if row["id"] == row_id]
+        assert (row["status"], row["last_status_code"]) == ("pending", None), row
+        assert "Timeout" in str(row["last_error"]), row
