@@ -160,6 +160,7 @@ async def settle_pending_sale(api: Api, *, approve: bool = True) -> dict[str, An
             params={"approve": "false"},
         )
         assert resolved.status_code == 200, resolved.text
+        await asyncio.sleep(0.1)  # past the payment's next_reconcile_at (PENDING_SALE: 0.05 s)
     return {**body, "session_id": medusa.session_id, "cart_id": medusa.cart_id}
 
 
