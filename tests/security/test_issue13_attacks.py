@@ -2,14 +2,16 @@
 closed."""
 
 import asyncio
+import base64
 import time
 import uuid
 from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
-from tests.api.netvalve.conftest import ApiFactory
+from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY, ApiFactory
 from tests.api.netvalve.test_medusa_notifications import (
     HOOK_PATH,
     MEDUSA_WEBHOOK_SECRET,
@@ -20,6 +22,7 @@ from tests.api.netvalve.test_medusa_notifications import (
     rows,
     worker,
 )
+from tests.security.test_security import MEDUSA_KEY
 
 pytestmark = pytest.mark.asyncio
 
@@ -144,3 +147,76 @@ class TestASlowMedusaCannotHoldTheWorker:
         [row] = [row for row in await rows(api) if row["id"] == row_id]
         assert (row["status"], row["last_status_code"]) == ("pending", None), row
         assert "Timeout" in str(row["last_error"]), row
+
+
+class TestIdempotencyKeysAreThePresentingKeys:
+    """Held: a stored answer is replayed only to the API key that stored it."""
+
+    async def test_a_medusa_key_does_not_get_a_storefronts_stored_answer(
+        self, api_factory: ApiFactory
+    ):
+        api = await api_factory(medusa_api_keys=[SecretStr(MEDUSA_KEY)])
+        session = await api.medusa_session()
+        body = {"payment_session_id": session.session_id, "payment_token": await api.token()}
+
+        stored = await api.post(
+            "/payment", body, key=STOREFRONT_KEY, idempotency_key="payses_same_key"
+        )
+        again = await api.post(
+            "/payment", body, key=STOREFRONT_KEY, idempotency_key="payses_same_key"
+        )
+        other = await api.post("/payment", body, key=MEDUSA_KEY, idempotency_key="payses_same_key")
+
+        assert (stored.status_code, again.status_code) == (200, 200), stored.text
+        assert again.headers.get("Idempotent-Replayed") == "true"
+        assert other.status_code == 409, other.text
+        assert other.json()["error"] == "AlreadyPaid"
+        assert "Idempotent-Replayed" not in other.headers
+        assert await api.ledger_counts() == (1, 1)
+
+
+class TestTheOutboxApiRefusesBadInputWith4xx:
+    """Held: no input to the operator's outbox API is a 500."""
+
+    @pytest.mark.parametrize(
+        "params",
+        [
+            {"cursor": "%%%"},
+            {"cursor": "ä"},
+            {"cursor": base64.urlsafe_b64encode(b"\xff\xfe|x").decode()},
+            {
+                "cursor": base64.urlsafe_b64encode(
+                    f"9999-12-31T23:59:59-23:59|{uuid.uuid4()}".encode()
+                ).decode()
+            },
+            {
+                "cursor": base64.urlsafe_b64encode(
+                    f"0001-01-01T00:00:00+23:59|{uuid.uuid4()}".encode()
+                ).decode()
+            },
+            {"cursor": base64.urlsafe_b64encode(b"2026-01-01T00:00:00|nope").decode()},
+            {"cursor": "x" * 201},
+            {"limit": "0"},
+            {"limit": "201"},
+            {"limit": "1e9"},
+            {"status": "sent"},
+            {"event_type": "payment.stolen"},
+            {"payment_id": "not-a-uuid"},
+            {"payment_id": "\x00"},
+        ],
+    )
+    async def test_the_list(self, api_factory: ApiFactory, params: dict[str, str]):
+        api = await api_factory()
+        response = await api.get("/medusa-notifications", params, key=ADMIN_KEY)
+        assert response.status_code in (400, 422), response.text
+
+    @pytest.mark.parametrize(
+        "path", ["/medusa-notifications/not-a-uuid", "/medusa-notifications/%00"]
+    )
+    async def test_one_and_its_replay(self, api_factory: ApiFactory, path: str):
+        api = await api_factory()
+        assert (await api.get(path, {}, key=ADMIN_KEY)).status_code == 422
+        assert (await api.post(f"{path}/replay", {}, key=ADMIN_KEY)).status_code == 422
+        missing = f"/medusa-notifications/{uuid.uuid4()}"
+        assert (await api.get(missing, {}, key=ADMIN_KEY)).status_code == 404
+        assert (await api.post(f"{missing}/replay", {}, key=ADMIN_KEY)).status_code == 404
