@@ -60,7 +60,12 @@ from app.schemas.medusa_notification import (
 log = structlog.get_logger(__name__)
 
 MAX_ERROR_LENGTH = 500
-_RESPONSE_SNIPPET_BYTES = 200
+_RESPONSE_SNIPPET_CHARS = 200
+# An error answer is read further than it is kept, and masked before it is cut, so that a card
+# number or a secret across the cut is masked whole; what the read itself cut off at its end
+# (up to the margin) is dropped, since it cannot be recognised to be masked.
+_RESPONSE_READ_BYTES = 4096
+_READ_CUT_MARGIN = 256
 # The notification each ledger state announces; `pending` and `requires_payment` announce
 # nothing by themselves (a refused charge is told apart by the caller, see `event_for`).
 _EVENTS = {
@@ -283,7 +288,11 @@ class MedusaNotificationService:
     async def _send(self, notification: MedusaNotification) -> _Outcome:
         """One POST, signed afresh: same webhook-id, new timestamp and signature. Nothing of
         the headers is ever logged or stored (the signature would let anyone replay it within
-        its five minutes)."""
+        its five minutes).
+
+        The whole exchange ends within MEDUSA_NOTIFY_TIMEOUT_SECONDS: httpx's timeouts are per
+        read, so an answer that trickles in would otherwise hold the worker (and outlive the
+        lease that `deliver_due` counts on)."""
         if self._http is None or self._settings.medusa_webhook_url is None:
             raise RuntimeError("delivering needs MEDUSA_WEBHOOK_URL and an HTTP client")
         secret = self._settings.medusa_webhook_secret
@@ -300,17 +309,21 @@ class MedusaNotificationService:
             ),
         }
         url = str(self._settings.medusa_webhook_url)
+        seconds = self._timeout.total_seconds()
         try:
-            async with self._http.stream(
-                "POST", url, content=body.encode(), headers=headers
-            ) as response:
+            async with (
+                asyncio.timeout(seconds),
+                self._http.stream("POST", url, content=body.encode(), headers=headers) as response,
+            ):
                 if response.is_success:
                     return _Outcome(response.status_code, None)
-                snippet = await _first_bytes(response, _RESPONSE_SNIPPET_BYTES)
+                read, whole = await _first_bytes(response, _RESPONSE_READ_BYTES)
+        except TimeoutError:
+            return _Outcome(None, f"TimeoutError: no whole answer within {seconds:g} s")
         except Exception as error:  # a bug must not retry a row forever: it is an attempt too
             detail = str(error).strip()
             return _Outcome(None, _bounded(f"{type(error).__name__}: {detail}".rstrip(": ")))
-        text = snippet.decode("utf-8", errors="replace").strip()
+        text = _snippet(read, whole=whole)
         return _Outcome(
             response.status_code, _bounded(f"HTTP {response.status_code}: {text}".rstrip(": "))
         )
@@ -396,14 +409,24 @@ class MedusaNotificationService:
             return MedusaNotificationResponse.model_validate(row)
 
 
-async def _first_bytes(response: httpx.Response, limit: int) -> bytes:
-    """At most `limit` bytes of a response body: an error page can be any size."""
+async def _first_bytes(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """At most `limit` bytes of a response body (an error page can be any size), and whether
+    they are the whole body."""
     read = b""
     async for chunk in response.aiter_bytes():
         read += chunk
         if len(read) >= limit:
-            break
-    return read[:limit]
+            return read[:limit], False
+    return read, True
+
+
+def _snippet(read: bytes, *, whole: bool) -> str:
+    """The start of an error answer as stored: redacted and masked before it is cut, so that
+    no part of a secret or card number the cut runs through is kept."""
+    text = read.decode("utf-8", errors="replace")
+    if not whole:
+        text = text[:-_READ_CUT_MARGIN]
+    return _bounded(text).strip()[:_RESPONSE_SNIPPET_CHARS]
 
 
 class InvalidCursor(AppError):

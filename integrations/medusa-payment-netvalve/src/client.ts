@@ -94,12 +94,22 @@ export function errorType(answer: Answer): string | null {
   return isRecord(error) && typeof error.type === "string" ? error.type : null
 }
 
+const DECIMAL = /^[0-9]+(\.[0-9]+)?$/
+const AMOUNTS = ["amount", "authorized_amount", "captured_amount", "refunded_amount"] as const
+
+/** A PaymentResponse with what Medusa is handed from it: ids, statuses and amounts that are
+ * major-unit decimal strings (never "", NaN or negative). */
 export function isPayment(value: unknown): value is ServicePayment {
   return (
     isRecord(value) &&
     typeof value.id === "string" &&
+    typeof value.payment_session_id === "string" &&
     typeof value.status === "string" &&
-    typeof value.state === "string"
+    typeof value.state === "string" &&
+    AMOUNTS.every((name) => {
+      const amount = value[name]
+      return typeof amount === "string" && DECIMAL.test(amount)
+    })
   )
 }
 

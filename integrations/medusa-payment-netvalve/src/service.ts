@@ -112,12 +112,37 @@ function hpfData(session: ServiceHpfSession): Data {
   }
 }
 
-function paymentOf(answer: Answer, from: unknown = answer.body): ServicePayment {
+/** Whose payment an answer must carry: the session's, or the payment's that was named. */
+type Owner = { payment_session_id: string } | { id: string }
+
+function ownerOf(query: Record<string, string>): Owner {
+  const { payment_session_id: sessionId, payment_id: paymentId } = query
+  if (sessionId !== undefined) {
+    return { payment_session_id: sessionId }
+  }
+  if (paymentId !== undefined) {
+    return { id: paymentId }
+  }
+  throw invalid("a payment is looked up by session_id or payment_id.")
+}
+
+/** The answer's payment, if it is one and the one asked about: Medusa records whatever this
+ * returns against its own session, so another session's payment must never pass for it. */
+function paymentOf(answer: Answer, owner: Owner, from: unknown = answer.body): ServicePayment {
   if (!isPayment(from)) {
     throw new MedusaError(
       MedusaError.Types.UNEXPECTED_STATE,
       `The NetValve gateway service answered ${answer.what} with HTTP ${answer.status} ` +
         "but no payment."
+    )
+  }
+  const [field, expected] = Object.entries(owner)[0] as [keyof Owner, string]
+  if (from[field] !== expected) {
+    const what = field === "id" ? "payment" : "payment session"
+    throw new MedusaError(
+      MedusaError.Types.UNEXPECTED_STATE,
+      `The NetValve gateway service answered ${answer.what} with the payment of ${what} ` +
+        `${from[field]}, not ${expected}.`
     )
   }
   return from
@@ -191,19 +216,21 @@ export class NetvalveProviderService extends AbstractPaymentProvider<NetvalveOpt
       idempotencyKey: input.context?.idempotency_key ?? sessionId,
     })
     const type = errorType(answer)
+    const owner = { payment_session_id: sessionId }
     if (answer.status === 200 || (answer.status === 409 && type === "AlreadyPaid")) {
-      const payment = paymentOf(answer, answer.status === 200 ? answer.body : answer.body.payment)
+      const from = answer.status === 200 ? answer.body : answer.body.payment
+      const payment = paymentOf(answer, owner, from)
       return { status: sessionStatus(payment.status), data: { ...data, ...paymentData(payment) } }
     }
     if (answer.status === 202) {
-      const payment = paymentOf(answer)
+      const payment = paymentOf(answer, owner)
       return {
         status: "pending",
         data: { ...data, ...paymentData(payment), netvalve_status: "pending" },
       }
     }
     if (answer.status === 402) {
-      return { status: "error", data: { ...data, ...this.declined(answer) } }
+      return { status: "error", data: { ...data, ...this.declined(answer, owner) } }
     }
     if (answer.status === 409 && type !== null && PAYMENT_UNDER_WAY.has(type)) {
       const current = await this.ledger({ payment_session_id: sessionId })
@@ -224,7 +251,7 @@ export class NetvalveProviderService extends AbstractPaymentProvider<NetvalveOpt
       idempotencyKey: input.context?.idempotency_key,
     })
     if (answer.status === 200) {
-      return { data: { ...data, ...paymentData(paymentOf(answer)) } }
+      return { data: { ...data, ...paymentData(paymentOf(answer, { id: paymentId })) } }
     }
     if (answer.status === 202) {
       // Not recorded in Medusa until NetValve settles it: the service's notification then
@@ -258,7 +285,7 @@ export class NetvalveProviderService extends AbstractPaymentProvider<NetvalveOpt
     // A 202 (sent, outcome not known yet) is recorded too: nothing would tell Medusa of the
     // refund later, and a second refund asked for the same money could pay it twice.
     if (answer.status === 200 || answer.status === 202) {
-      return { data: { ...data, ...paymentData(paymentOf(answer)) } }
+      return { data: { ...data, ...paymentData(paymentOf(answer, { id: paymentId })) } }
     }
     throw this.refusedOrDeclined(answer)
   }
@@ -276,7 +303,7 @@ export class NetvalveProviderService extends AbstractPaymentProvider<NetvalveOpt
       idempotencyKey: input.context?.idempotency_key,
     })
     if (answer.status === 200) {
-      return { data: { ...data, ...paymentData(paymentOf(answer)) } }
+      return { data: { ...data, ...paymentData(paymentOf(answer, { id: paymentId })) } }
     }
     if (answer.status === 202) {
       throw new MedusaError(
@@ -298,13 +325,10 @@ export class NetvalveProviderService extends AbstractPaymentProvider<NetvalveOpt
 
   async retrievePayment(input: RetrievePaymentInput): Promise<RetrievePaymentOutput> {
     const data = input.data ?? {}
-    const answer = await this.client.send({
-      method: "GET",
-      path: "/status",
-      query: this.reference(data),
-    })
+    const query = this.reference(data)
+    const answer = await this.client.send({ method: "GET", path: "/status", query })
     if (answer.status === 200 || answer.status === 202) {
-      return { data: { ...data, ...paymentData(paymentOf(answer)) } }
+      return { data: { ...data, ...paymentData(paymentOf(answer, ownerOf(query))) } }
     }
     throw refused(answer)
   }
@@ -364,7 +388,7 @@ export class NetvalveProviderService extends AbstractPaymentProvider<NetvalveOpt
       return { action: PaymentActions.NOT_SUPPORTED }
     }
     const payment = await this.ledger({ payment_session_id: sessionId })
-    if (payment === null || payment.payment_session_id !== sessionId) {
+    if (payment === null) {
       return { action: PaymentActions.NOT_SUPPORTED }
     }
     return ledgerAction(payment)
@@ -400,7 +424,7 @@ export class NetvalveProviderService extends AbstractPaymentProvider<NetvalveOpt
       return null
     }
     if (answer.status === 200 || answer.status === 202) {
-      return paymentOf(answer)
+      return paymentOf(answer, ownerOf(query))
     }
     throw refused(answer)
   }
@@ -425,10 +449,10 @@ export class NetvalveProviderService extends AbstractPaymentProvider<NetvalveOpt
     return paymentId
   }
 
-  private declined(answer: Answer): Data {
+  private declined(answer: Answer, owner: Owner): Data {
     const body = answer.body
     return {
-      ...paymentData(paymentOf(answer, body.payment)),
+      ...paymentData(paymentOf(answer, owner, body.payment)),
       netvalve_status: "error",
       decline: {
         code: body.response_code ?? null,
