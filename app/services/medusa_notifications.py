@@ -8,10 +8,11 @@ Medusa would never hear of it: a cart whose payment settled late would never bec
 1. Writing (`MedusaOutbox`): the code that changes the ledger in the background compares the
    payment before and after, inside its own transaction, and adds an outbox row there. The row
    exists exactly when the change does: a rolled-back change leaves no row, and no worker can see
-   (let alone send) a row before its transaction commits. Answers to Medusa's own requests write
-   none (`notify_medusa=False` in NetvalveService). Without MEDUSA_WEBHOOK_URL no row is written:
-   nobody would deliver it, and setting a URL later must not flood Medusa with stale news it has
-   long since read through `GET /status`.
+   (let alone send) a row before its transaction commits. A direct answer to Medusa's own request
+   writes none (`notify_medusa=False` in NetvalveService); an unknown or pending first answer
+   that the request itself settles later is notified too, since Medusa may have stopped waiting.
+   Without MEDUSA_WEBHOOK_URL no row is written: nobody would deliver it, and setting a URL
+   later must not flood Medusa with stale news it has long since read through `GET /status`.
 2. Delivering (`MedusaNotificationService.deliver_due`): a worker, in any number of processes,
    claims due rows with FOR UPDATE SKIP LOCKED and a lease, commits, and only then POSTs each one,
    with no transaction open, signed per Standard Webhooks (the same webhook-id on every attempt, a

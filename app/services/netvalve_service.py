@@ -989,12 +989,16 @@ class NetvalveService:
                 return _present(await ledger.get(payment_id))
         deadline = time.monotonic() + budget
         delay = 0.1
-        # The request that asked answers Medusa itself: no notification for what it settles.
-        payment = await self.reconcile(payment_id, notify_medusa=False)
+        # Notified although the request that asked answers too: each look at NetValve's records
+        # may take the client's whole timeout, so this answer can come after the caller (the
+        # Medusa provider) gave up, and a sale settled unseen would leave its cart without an
+        # order. A notification too many is harmless: the provider re-reads GET /status, and
+        # Medusa's state checks make an applied outcome a no-op.
+        payment = await self.reconcile(payment_id)
         while payment.in_flight is not None and time.monotonic() + delay < deadline:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
-            payment = await self.reconcile(payment_id, notify_medusa=False)
+            payment = await self.reconcile(payment_id)
         return payment
 
     async def reconcile(
