@@ -1,5 +1,10 @@
-"""Bearer API keys with two scopes: storefront (hpf/session, payment, status) and admin (all),
-plus metrics keys that may only read /metrics.
+"""Bearer API keys in four scopes:
+- storefront: hpf/session, payment and status, rate limited per key and client address;
+- medusa: the Medusa provider's server-to-server calls, exactly what it needs: hpf/session,
+  payment, status, capture, refund and cancel; not rate limited per address (every call comes
+  from the Medusa server), and no access to webhook events, extra charges or notifications;
+- admin: every route;
+- metrics: only /metrics.
 
 Keys are compared in constant time against every configured key, so neither the match nor its
 position leaks through timing. Storefront routes are rate limited per key and client address.
@@ -18,7 +23,7 @@ from app.api.client import client_ip
 from app.api.deps import ResourcesDep, SettingsDep
 from app.core.errors import AppError
 
-Scope = Literal["storefront", "admin", "metrics"]
+Scope = Literal["storefront", "medusa", "admin", "metrics"]
 bearer = HTTPBearer(auto_error=False, description="A storefront or admin API key.")
 
 
@@ -77,6 +82,8 @@ async def authenticate(
     key_id = presented.hex()[:16]
     if _matches(presented, settings.admin_api_keys):
         return Principal("admin", key_id)
+    if _matches(presented, settings.medusa_api_keys):
+        return Principal("medusa", key_id)
     if _matches(presented, settings.storefront_api_keys):
         return Principal("storefront", key_id)
     if _matches(presented, settings.metrics_api_keys):
@@ -92,7 +99,7 @@ async def require_storefront(
     if principal.scope == "metrics":
         raise InsufficientScope
     limiter = resources.rate_limiter
-    if limiter is not None:
+    if limiter is not None and principal.scope != "medusa":
         caller = f"{principal.key_id}|{client_ip(request, resources.settings)}"
         retry_after = limiter.acquire(caller)
         if retry_after is not None:
@@ -106,6 +113,14 @@ async def require_admin(principal: Annotated[Principal, Depends(authenticate)]) 
     return principal
 
 
+async def require_server(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    """Capture, refund and cancel: the merchant's own operations, by an admin or the Medusa
+    provider acting for the merchant's admin."""
+    if principal.scope not in ("admin", "medusa"):
+        raise InsufficientScope
+    return principal
+
+
 async def require_metrics(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
     if principal.scope not in ("admin", "metrics"):
         raise InsufficientScope
@@ -114,6 +129,7 @@ async def require_metrics(principal: Annotated[Principal, Depends(authenticate)]
 
 StorefrontPrincipal = Annotated[Principal, Depends(require_storefront)]
 AdminPrincipal = Annotated[Principal, Depends(require_admin)]
+ServerPrincipal = Annotated[Principal, Depends(require_server)]
 MetricsPrincipal = Annotated[Principal, Depends(require_metrics)]
 AUTH_ERRORS = {**NotAuthenticated.schema(), **InsufficientScope.schema()}
 STOREFRONT_AUTH_ERRORS = {**AUTH_ERRORS, **RateLimited.schema()}

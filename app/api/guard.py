@@ -25,6 +25,7 @@ from app.api.auth import (
     bearer,
     require_admin,
     require_metrics,
+    require_server,
     require_storefront,
 )
 from app.api.auth import (
@@ -38,8 +39,9 @@ from app.core.errors import AppError
 _SCOPES: dict[Callable[..., Any], frozenset[KeyScope]] = {
     require_admin: frozenset({"admin"}),
     require_metrics: frozenset({"admin", "metrics"}),
-    require_storefront: frozenset({"admin", "storefront"}),
-    authenticate: frozenset({"admin", "storefront", "metrics"}),
+    require_server: frozenset({"admin", "medusa"}),
+    require_storefront: frozenset({"admin", "medusa", "storefront"}),
+    authenticate: frozenset({"admin", "medusa", "storefront", "metrics"}),
 }
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

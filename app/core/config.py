@@ -110,12 +110,17 @@ class CaptureMode(StrEnum):
     MANUAL = "manual"  # NetValve POST /authorize, captured later through /capture
 
 
+API_KEY_SETTINGS = ("storefront_api_keys", "admin_api_keys", "medusa_api_keys", "metrics_api_keys")
+
+
 class Settings(DatabaseSettings):
     environment: AppEnvironment = AppEnvironment.PRODUCTION
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     storefront_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     admin_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    medusa_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    """Keys for the Medusa provider package: payment, capture, refund, cancel, status, HPF."""
     idempotency_key_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
     unknown_outcome_budget_seconds: float = Field(default=3.0, ge=0, le=60)
     netvalve_webhook_auth_header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,64}$")
@@ -190,6 +195,7 @@ class Settings(DatabaseSettings):
         "cors_origins",
         "storefront_api_keys",
         "admin_api_keys",
+        "medusa_api_keys",
         "metrics_api_keys",
         "netvalve_webhook_auth_values",
         "netvalve_webhook_allowed_ips",
@@ -242,7 +248,7 @@ class Settings(DatabaseSettings):
                 raise ValueError("CORS_ORIGINS must not contain * when ENVIRONMENT=production")
             if not self.admin_api_keys:
                 raise ValueError("ADMIN_API_KEYS is required when ENVIRONMENT=production")
-        for name in ("storefront_api_keys", "admin_api_keys", "metrics_api_keys"):
+        for name in API_KEY_SETTINGS:
             for key in getattr(self, name):
                 secret = key.get_secret_value()
                 if is_placeholder(secret) or len(secret) < MIN_API_KEY_LENGTH:

@@ -14,6 +14,7 @@ from tests.api.netvalve.test_webhooks import HEADER, WEBHOOKS, event
 pytestmark = pytest.mark.asyncio
 
 METRICS_KEY = "mtr_test_9a7c5e3b1d0f2e4a6c8b0d2f"
+MEDUSA_KEY = "mdp_test_3c5e7a9b1d2f4a6c8e0b2d4f"
 SHOP = "https://shop.example.com"  # the CORS origin tests/fixtures/settings.py allows
 # Routes anyone may call. A new route is private unless it is added here on purpose.
 PUBLIC = {("GET", "/health"), ("GET", "/health/ready")}
@@ -24,12 +25,22 @@ STOREFRONT = {
     ("POST", "/api/v1/netvalve/payment"),
     ("GET", "/api/v1/netvalve/status"),
 }
+# What the Medusa provider package needs, and nothing more.
+MEDUSA = STOREFRONT | {
+    ("POST", "/api/v1/netvalve/capture"),
+    ("POST", "/api/v1/netvalve/refund"),
+    ("POST", "/api/v1/netvalve/cancel"),
+}
 ANY_ID = "6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b"
 
 
 @pytest_asyncio.fixture
 async def guarded(api_factory: ApiFactory) -> Api:
-    built: Api = await api_factory(metrics_api_keys=[SecretStr(METRICS_KEY)], **WEBHOOKS)
+    built: Api = await api_factory(
+        metrics_api_keys=[SecretStr(METRICS_KEY)],
+        medusa_api_keys=[SecretStr(MEDUSA_KEY)],
+        **WEBHOOKS,
+    )
     return built
 
 
@@ -100,6 +111,26 @@ class TestEveryRoute:
             else:
                 assert_error(response, 403)
 
+    async def test_the_medusa_key_may_call_exactly_what_the_provider_needs(self, guarded: Api):
+        allowed, refused = set(), set()
+        for method, path in await operations(guarded):
+            if (method, path) in PUBLIC | {WEBHOOK}:
+                continue
+            response = await call(guarded, method, path, MEDUSA_KEY)
+            if response.status_code == 403:
+                assert_error(response, 403)
+                refused.add((method, path))
+            else:
+                # Past the key: refused for its (empty) body or unknown ids, never for scope.
+                assert response.status_code in (404, 422), (path, response.text)
+                allowed.add((method, path))
+        assert allowed == MEDUSA
+        assert ("GET", "/metrics") in refused
+        assert {path for _, path in refused} >= {
+            "/api/v1/netvalve/webhook-events",
+            "/api/v1/netvalve/extra-charges",
+        }
+
     async def test_the_webhook_needs_its_header_not_an_api_key(self, guarded: Api):
         body = event()
         without = await guarded.http.post("/api/v1/netvalve/webhook", json=body)
@@ -137,6 +168,22 @@ class TestRateLimit:
         for _ in range(5):
             refused = await api.post("/cancel", {"payment_id": ANY_ID}, key=ADMIN_KEY)
             assert refused.status_code == 404
+
+    async def test_the_medusa_server_is_not_limited_per_address(self, api_factory: ApiFactory):
+        # Every shopper's checkout reaches this service from the one Medusa server: a
+        # per-address bucket would turn a busy shop into 429s at cart completion.
+        api: Api = await api_factory(
+            rate_limit_enabled=True,
+            rate_limit_per_minute=6,
+            rate_limit_burst=3,
+            medusa_api_keys=[SecretStr(MEDUSA_KEY)],
+        )
+        query = {"payment_id": ANY_ID}
+
+        answers = [await api.get("/status", query, key=MEDUSA_KEY) for _ in range(10)]
+
+        assert {a.status_code for a in answers} == {404}
+        assert (await api.get("/status", query)).status_code == 404  # the storefront's own
 
     async def test_the_client_address_is_part_of_the_bucket_behind_a_trusted_proxy(
         self, api_factory: ApiFactory

@@ -1,7 +1,7 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.api.auth import AdminPrincipal
+from app.api.auth import ServerPrincipal
 from app.api.deps import IdempotencyDep, NetvalveServiceDep
 from app.api.v1.endpoints.netvalve._common import (
     MONEY_OPENAPI,
@@ -29,7 +29,7 @@ router = APIRouter()
 async def cancel_payment(
     request: Request,
     body: CancelRequest,
-    principal: AdminPrincipal,
+    principal: ServerPrincipal,
     service: NetvalveServiceDep,
     idempotency: IdempotencyDep,
     idempotency_key: IdempotencyKeyHeader = None,

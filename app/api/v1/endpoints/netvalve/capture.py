@@ -1,7 +1,7 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.api.auth import AdminPrincipal
+from app.api.auth import ServerPrincipal
 from app.api.deps import IdempotencyDep, NetvalveServiceDep
 from app.api.v1.endpoints.netvalve._common import (
     MONEY_OPENAPI,
@@ -37,7 +37,7 @@ router = APIRouter()
 async def capture_payment(
     request: Request,
     body: CaptureRequest,
-    principal: AdminPrincipal,
+    principal: ServerPrincipal,
     service: NetvalveServiceDep,
     idempotency: IdempotencyDep,
     idempotency_key: IdempotencyKeyHeader = None,

@@ -1,7 +1,7 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.api.auth import AdminPrincipal
+from app.api.auth import ServerPrincipal
 from app.api.deps import IdempotencyDep, NetvalveServiceDep
 from app.api.v1.endpoints.netvalve._common import (
     MONEY_OPENAPI,
@@ -38,7 +38,7 @@ router = APIRouter()
 async def refund_payment(
     request: Request,
     body: RefundRequest,
-    principal: AdminPrincipal,
+    principal: ServerPrincipal,
     service: NetvalveServiceDep,
     idempotency: IdempotencyDep,
     idempotency_key: IdempotencyKeyHeader = None,
