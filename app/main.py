@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import structlog
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -21,6 +22,7 @@ from app.api import metrics as metrics_api
 from app.api.deps import (
     build_extra_charge_service,
     build_gateway_event_service,
+    build_medusa_notification_service,
     build_netvalve_service,
     build_webhook_service,
 )
@@ -167,6 +169,43 @@ async def _process_webhooks_forever(resources: Resources, stop: asyncio.Event) -
             await _pause(stop, outage.backoff(interval))
 
 
+async def _notify_medusa_forever(resources: Resources, stop: asyncio.Event) -> None:
+    """Deliver the outbox of notifications to Medusa, with a client of its own: never the
+    NetValve one, whose pool and timeouts are sized for payments."""
+    settings = resources.settings
+    outage = DatabaseOutage("medusa.notifier", settings)
+    interval = settings.medusa_notify_interval_seconds
+    timeout = httpx.Timeout(settings.medusa_notify_timeout_seconds)
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
+        service = build_medusa_notification_service(resources, http)
+        while not stop.is_set():
+            try:
+                sent = await service.deliver_due(stop=stop)
+            except Exception as error:
+                if not outage.failed(error):
+                    log.exception("medusa.notifier_failed")
+                sent = 0
+            else:
+                outage.ok()
+            if not sent:
+                await _pause(stop, outage.backoff(interval))
+
+
+def _start_medusa_notifier(workers: "Workers", resources: Resources) -> None:
+    settings = resources.settings
+    if settings.medusa_webhook_url is None:
+        # Said once: the ledger writes no notifications and nothing is sent (see
+        # app/services/medusa_notifications.py); Medusa learns of late outcomes only by asking.
+        log.info(
+            "medusa.notifications_disabled",
+            reason="MEDUSA_WEBHOOK_URL is not set: Medusa is not told of outcomes it did not ask "
+            "for",
+        )
+        return
+    if settings.medusa_notify_worker_enabled:
+        workers.start(_notify_medusa_forever, resources)
+
+
 WorkerLoop = Callable[[Resources, asyncio.Event], Coroutine[Any, Any, None]]
 
 
@@ -225,6 +264,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             workers.start(_process_webhooks_forever, app.state.resources)
         if settings.reconcile_enabled:
             workers.start(_sweep_forever, app.state.resources)
+        _start_medusa_notifier(workers, app.state.resources)
         log.info(
             "app.started",
             environment=settings.environment.value,

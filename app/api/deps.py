@@ -2,6 +2,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated
 
+import httpx
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +14,7 @@ from app.db.session import session_scope
 from app.services.extra_charges import ExtraChargeService
 from app.services.gateway_events import GatewayEventService
 from app.services.idempotency_service import IdempotencyService
+from app.services.medusa_notifications import MedusaNotificationService
 from app.services.netvalve_service import NetvalveService
 from app.services.webhook_service import WebhookService
 
@@ -110,6 +112,23 @@ def build_webhook_service(resources: Resources) -> WebhookService:
 
 
 WebhookServiceDep = Annotated[WebhookService, Depends(get_webhook_service)]
+
+
+def build_medusa_notification_service(
+    resources: Resources, http: httpx.AsyncClient | None = None
+) -> MedusaNotificationService:
+    """`http` is the delivery worker's own client (never the NetValve one); the operator routes
+    only read and requeue, so they need none."""
+    return MedusaNotificationService(resources.sessionmaker, resources.settings, http)
+
+
+async def get_medusa_notification_service(resources: ResourcesDep) -> MedusaNotificationService:
+    return build_medusa_notification_service(resources)
+
+
+MedusaNotificationServiceDep = Annotated[
+    MedusaNotificationService, Depends(get_medusa_notification_service)
+]
 
 
 async def get_idempotency(resources: ResourcesDep) -> IdempotencyService:

@@ -41,6 +41,10 @@ _PLACEHOLDER = re.compile(
 
 SUPPORTED_CURRENCIES = ("EUR", "USD", "PHP")
 MIN_API_KEY_LENGTH = 24
+# Standard Webhooks secrets: `whsec_` and the base64 of the key (24 bytes or more, as the
+# specification asks). The provider in Medusa holds the same value as its `webhookSecret`.
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
+MIN_WEBHOOK_SECRET_BYTES = 24
 
 
 class AppEnvironment(StrEnum):
@@ -150,6 +154,18 @@ class Settings(DatabaseSettings):
     shutdown_grace_seconds: float = Field(default=20.0, gt=0, le=600)
     metrics_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
 
+    # Notifications to Medusa (app/services/medusa_notifications.py): off without the URL.
+    medusa_webhook_url: AnyHttpUrl | None = None
+    """Medusa's route for the provider's webhooks (/hooks/payment/netvalve_netvalve)."""
+    medusa_webhook_secret: SecretStr | None = None
+    """Standard Webhooks secret (`whsec_` + base64), the provider's `webhookSecret` too."""
+    medusa_notify_worker_enabled: bool = True
+    medusa_notify_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
+    medusa_notify_max_attempts: int = Field(default=12, ge=1, le=100)
+    medusa_notify_retry_base_seconds: float = Field(default=60.0, gt=0, le=3600)
+    medusa_notify_max_backoff_seconds: float = Field(default=21_600.0, gt=0, le=86_400)
+    medusa_notify_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
     # Request bounds: checked before a body is read (app/api/guard.py, app/core/server.py).
     max_request_body_bytes: int = Field(default=16_384, ge=1024, le=10_485_760)
     """The largest body any route but the webhook accepts (the webhook's is its own setting)."""
@@ -215,6 +231,16 @@ class Settings(DatabaseSettings):
             raise ValueError("MEDUSA_DATABASE_URL must be a postgresql:// URL")
         return value
 
+    @field_validator("medusa_webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and webhook_secret_bytes(value.get_secret_value()) is None:
+            raise ValueError(
+                f"must be {WEBHOOK_SECRET_PREFIX} followed by the base64 of at least "
+                f"{MIN_WEBHOOK_SECRET_BYTES} random bytes (the Standard Webhooks format)"
+            )
+        return value
+
     @field_validator(
         "netvalve_site_id",
         "netvalve_mid_id_eur",
@@ -269,6 +295,11 @@ class Settings(DatabaseSettings):
                     "NETVALVE_WEBHOOK_AUTH_VALUES holds a value shorter than 16 characters "
                     "or a placeholder"
                 )
+        if self.medusa_webhook_url is not None and self.medusa_webhook_secret is None:
+            raise ValueError(
+                "MEDUSA_WEBHOOK_SECRET is required when MEDUSA_WEBHOOK_URL is set: "
+                "notifications to Medusa are always signed"
+            )
         if self.netvalve_hpp_fallback_enabled and not (
             self.netvalve_hpp_success_url
             and self.netvalve_hpp_cancel_url
@@ -341,6 +372,18 @@ class Settings(DatabaseSettings):
         return problems
 
 
+def webhook_secret_bytes(secret: str) -> bytes | None:
+    """The key a Standard Webhooks secret holds; None unless it is `whsec_` and strict base64 of
+    enough bytes (the library itself would take any string, ignoring what is not base64)."""
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+        return None
+    try:
+        key = base64.b64decode(secret.removeprefix(WEBHOOK_SECRET_PREFIX), validate=True)
+    except ValueError:
+        return None
+    return key if len(key) >= MIN_WEBHOOK_SECRET_BYTES else None
+
+
 def _reveal(secret: SecretStr | None) -> str | None:
     return secret.get_secret_value() if secret is not None else None
 
@@ -381,8 +424,9 @@ def get_settings() -> Settings:
 
 def secret_values(settings: BaseSettings) -> list[str]:
     """Every secret `settings` holds, as it could appear in a log line: each `SecretStr` (in
-    lists too) and the basic-auth header value NetValve's credentials make. For redaction by
-    value (`app.core.logging.register_secrets`).
+    lists too), the Medusa webhook secret's key without its `whsec_` prefix, and the basic-auth
+    header value NetValve's credentials make. For redaction by value
+    (`app.core.logging.register_secrets`).
 
     Database passwords are left out: they are not checked for strength, and a development one
     such as `netvalve` would blank every line that names the service (SQLAlchemy masks them)."""
@@ -392,6 +436,10 @@ def secret_values(settings: BaseSettings) -> list[str]:
         for item in value if isinstance(value, list | tuple) else [value]:
             if isinstance(item, SecretStr):
                 found.append(item.get_secret_value())
+    webhook_secret = getattr(settings, "medusa_webhook_secret", None)
+    if isinstance(webhook_secret, SecretStr):
+        # The key without its prefix is as secret as the whole value.
+        found.append(webhook_secret.get_secret_value().removeprefix(WEBHOOK_SECRET_PREFIX))
     username = getattr(settings, "netvalve_basic_auth_username", None)
     password = getattr(settings, "netvalve_basic_auth_password", None)
     if username and isinstance(password, SecretStr):

@@ -131,6 +131,39 @@ RECONCILE_LAST_SWEEP = Gauge(
     multiprocess_mode="max",
     registry=REGISTRY,
 )
+MEDUSA_NOTIFY_ATTEMPTS = Counter(
+    "netvalve_gateway_medusa_notification_attempts_total",
+    "Deliveries of notifications to Medusa tried, by result: delivered (2xx), rejected (any "
+    "other HTTP status), unreachable (no answer: refused, timed out, reset).",
+    ["result"],
+    registry=REGISTRY,
+)
+MEDUSA_NOTIFY_DELIVERED = Counter(
+    "netvalve_gateway_medusa_notifications_delivered_total",
+    "Notifications Medusa accepted (2xx), by type (payment.captured, ...).",
+    ["type"],
+    registry=REGISTRY,
+)
+MEDUSA_NOTIFY_FAILED = Counter(
+    "netvalve_gateway_medusa_notifications_failed_total",
+    "Notifications given up after MEDUSA_NOTIFY_MAX_ATTEMPTS tries (terminal `failed`: an "
+    "operator replays them), by type.",
+    ["type"],
+    registry=REGISTRY,
+)
+MEDUSA_NOTIFICATIONS = Gauge(
+    "netvalve_gateway_medusa_notifications",
+    "Notifications to Medusa in the outbox, by status (pending, delivered, failed).",
+    ["status"],
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
+MEDUSA_NOTIFY_OLDEST_PENDING_SECONDS = Gauge(
+    "netvalve_gateway_medusa_notification_oldest_pending_age_seconds",
+    "Age of the oldest notification not delivered yet (pending); 0 when there is none.",
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
 DATABASE_UP = Gauge(
     "netvalve_gateway_metrics_database_up",
     "1 if the database gauges were read at this scrape, 0 if the database did not answer "

@@ -2,6 +2,11 @@
 
 from app.db.base import Base
 from app.models.extra_charge import ExtraCharge, ExtraChargeStatus
+from app.models.medusa_notification import (
+    MedusaEventType,
+    MedusaNotification,
+    MedusaNotificationStatus,
+)
 from app.models.payment import (
     AttemptOutcome,
     HpfSession,
@@ -20,6 +25,9 @@ __all__ = [
     "ExtraChargeStatus",
     "HpfSession",
     "IdempotencyKey",
+    "MedusaEventType",
+    "MedusaNotification",
+    "MedusaNotificationStatus",
     "Operation",
     "Payment",
     "PaymentAttempt",

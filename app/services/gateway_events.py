@@ -46,6 +46,7 @@ from app.models.payment import AttemptOutcome, Operation, Payment, PaymentAttemp
 from app.repositories.extra_charge_repository import ExtraChargeRepository
 from app.repositories.payment_repository import NOT_FOUND_RECHECKED, PaymentRepository
 from app.services.extra_charges import ExtraChargeService, give_back
+from app.services.medusa_notifications import LedgerMark, MedusaOutbox
 from app.services.netvalve_service import NetvalveService
 from app.services.proof import RECORD_KINDS, ROOT_OPERATIONS, minor_of, root_mismatch
 
@@ -115,6 +116,7 @@ class GatewayEventService:
         self._payments = payments
         self._settings = settings
         self._extra = ExtraChargeService(sessionmaker, client, settings)
+        self._outbox = MedusaOutbox(settings)
 
     async def apply(
         self, operation: Operation | None, outcome: str, data: dict[str, Any]
@@ -325,36 +327,51 @@ class GatewayEventService:
     async def _apply_proven(
         self, payment_id: uuid.UUID, operation: Operation | None, record: TransactionRecord
     ) -> _Applied:
+        """Apply a proven transaction under the payment's row lock. Nothing here answers a
+        request of Medusa's (NetValve's webhook, an operator's replay, the sweep's second look),
+        so a change Medusa is told of adds its notification to this same transaction."""
         async with self._sessionmaker.begin() as session:
-            ledger = PaymentRepository(session)
-            payment = await ledger.get(payment_id, for_update=True)
+            payment = await PaymentRepository(session).get(payment_id, for_update=True)
             if payment is None:  # pragma: no cover - payments are never deleted
                 return _Applied(EventOutcome("unmatched", "the payment is gone"))
-            if payment.in_flight is not None:
-                return _Applied(
-                    EventOutcome("retry", "another operation started on the payment", payment.id)
-                )
-            extras = ExtraChargeRepository(session)
-            if operation is None:
-                disputed = await extras.for_transaction(record.transaction_id)
-                if disputed is not None:  # the cardholder's bank took an extra charge back
-                    return _Applied(_charged_back_extra(payment, disputed, record))
-                return _Applied(self._apply_chargeback(payment, record))
-            if await ledger.applied(record.transaction_id) is not None:
-                return _Applied(
-                    EventOutcome(
-                        "ignored",
-                        f"NetValve's transaction {record.transaction_id} is already in the ledger",
-                        payment.id,
-                    ),
-                    already=True,
-                )
-            if operation in ROOT_OPERATIONS:
-                return await self._apply_root(session, payment, record)
-            extra = await extras.for_transaction(record.parent_id or 0)
-            if extra is not None and extra.payment_id == payment.id:
-                return _Applied(_reversed_outside(ledger, payment, extra, operation, record))
-            return _Applied(self._apply_child(ledger, payment, operation, record))
+            before = LedgerMark.of(payment)
+            applied = await self._apply_locked(session, payment, operation, record)
+            self._outbox.note(session, payment, before)
+            return applied
+
+    async def _apply_locked(
+        self,
+        session: AsyncSession,
+        payment: Payment,
+        operation: Operation | None,
+        record: TransactionRecord,
+    ) -> _Applied:
+        ledger = PaymentRepository(session)
+        if payment.in_flight is not None:
+            return _Applied(
+                EventOutcome("retry", "another operation started on the payment", payment.id)
+            )
+        extras = ExtraChargeRepository(session)
+        if operation is None:
+            disputed = await extras.for_transaction(record.transaction_id)
+            if disputed is not None:  # the cardholder's bank took an extra charge back
+                return _Applied(_charged_back_extra(payment, disputed, record))
+            return _Applied(self._apply_chargeback(payment, record))
+        if await ledger.applied(record.transaction_id) is not None:
+            return _Applied(
+                EventOutcome(
+                    "ignored",
+                    f"NetValve's transaction {record.transaction_id} is already in the ledger",
+                    payment.id,
+                ),
+                already=True,
+            )
+        if operation in ROOT_OPERATIONS:
+            return await self._apply_root(session, payment, record)
+        extra = await extras.for_transaction(record.parent_id or 0)
+        if extra is not None and extra.payment_id == payment.id:
+            return _Applied(_reversed_outside(ledger, payment, extra, operation, record))
+        return _Applied(self._apply_child(ledger, payment, operation, record))
 
     async def _apply_root(
         self, session: AsyncSession, payment: Payment, record: TransactionRecord

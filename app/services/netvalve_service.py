@@ -69,6 +69,7 @@ from app.schemas.netvalve import (
     StatusQuery,
 )
 from app.schemas.payment import MedusaStatus, PaymentRequest, PaymentResponse, PaymentUpdate
+from app.services.medusa_notifications import LedgerMark, MedusaOutbox
 from app.services.proof import (
     RECORD_KINDS,
     ROOT_OPERATIONS,
@@ -344,6 +345,7 @@ class NetvalveService:
         self._client = client
         self._medusa = medusa
         self._settings = settings
+        self._outbox = MedusaOutbox(settings)
 
     @asynccontextmanager
     async def _ledger(self) -> AsyncIterator[PaymentRepository]:
@@ -743,7 +745,7 @@ class NetvalveService:
         if isinstance(result, Declined) and _already_done(result):
             # NetValve says it is done already: its transaction record decides. The same
             # operation done before (e.g. outside this service) answers with the payment.
-            payment = await self.reconcile(payment_id, settle_missing=True)
+            payment = await self.reconcile(payment_id, settle_missing=True, notify_medusa=False)
             async with self._ledger() as ledger:
                 attempt = _present(await ledger.attempt(attempt_id))
             if attempt.outcome is AttemptOutcome.APPROVED:
@@ -777,17 +779,29 @@ class NetvalveService:
     async def _apply(
         self, payment_id: uuid.UUID, attempt_id: uuid.UUID, result: NetvalveResult
     ) -> Payment:
-        payment, _ = await self._apply_once(payment_id, attempt_id, result)
+        """Apply NetValve's direct answer to the request that sent it: that request answers
+        Medusa, so no notification."""
+        payment, _ = await self._apply_once(payment_id, attempt_id, result, notify_medusa=False)
         return payment
 
     async def _apply_once(
-        self, payment_id: uuid.UUID, attempt_id: uuid.UUID, result: NetvalveResult
+        self,
+        payment_id: uuid.UUID,
+        attempt_id: uuid.UUID,
+        result: NetvalveResult,
+        *,
+        notify_medusa: bool,
     ) -> tuple[Payment, bool]:
-        """Apply `result` to the attempt; False if another caller settled the attempt first."""
+        """Apply `result` to the attempt; False if another caller settled the attempt first.
+
+        With `notify_medusa`, a change Medusa is told of (see app/services/medusa_notifications)
+        adds its notification to this same transaction: it exists if and only if the change
+        commits."""
         async with self._ledger() as ledger:
             payment = await ledger.get(payment_id, for_update=True)
             attempt = await ledger.attempt(attempt_id)
             payment, attempt = _present(payment), _present(attempt)
+            before = LedgerMark.of(payment)
             if payment.in_flight_attempt_id != attempt.id:
                 # Settled meanwhile (by the sweep, the request or a webhook): the record the
                 # winner wrote stands, its transaction id above all, which dedups webhooks.
@@ -820,6 +834,13 @@ class NetvalveService:
                     seconds=self._settings.reconcile_interval_seconds
                 )
             await ledger.settle(payment)
+            if notify_medusa:
+                self._outbox.note(
+                    ledger.session,
+                    payment,
+                    before,
+                    charge_ended=attempt.operation in ROOT_OPERATIONS and _resolved(result),
+                )
             log.info(
                 "payment.attempt_applied",
                 payment_id=str(payment.id),
@@ -977,24 +998,40 @@ class NetvalveService:
                 return _present(await ledger.get(payment_id))
         deadline = time.monotonic() + budget
         delay = 0.1
-        payment = await self.reconcile(payment_id)
+        # The request that asked answers Medusa itself: no notification for what it settles.
+        payment = await self.reconcile(payment_id, notify_medusa=False)
         while payment.in_flight is not None and time.monotonic() + delay < deadline:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
-            payment = await self.reconcile(payment_id)
+            payment = await self.reconcile(payment_id, notify_medusa=False)
         return payment
 
-    async def reconcile(self, payment_id: uuid.UUID, *, settle_missing: bool = False) -> Payment:
+    async def reconcile(
+        self, payment_id: uuid.UUID, *, settle_missing: bool = False, notify_medusa: bool = True
+    ) -> Payment:
         """Settle the payment's unresolved operation from NetValve's own records.
 
         NetValve's "not found" only counts as failure after its grace, or at once with
         `settle_missing` (NetValve answered, just not with this operation).
+
+        `notify_medusa`: whether a change this makes is one Medusa must be told of. True unless
+        the caller is the request Medusa made for this very operation (its answer tells Medusa),
+        so that a background caller that forgets to say is on the safe side: a notification
+        too many is harmless (the provider re-reads GET /status), one too few leaves a cart
+        without its order.
         """
-        payment, _ = await self._reconcile(payment_id, settle_missing=settle_missing)
+        payment, _ = await self._reconcile(
+            payment_id, settle_missing=settle_missing, notify_medusa=notify_medusa
+        )
         return payment
 
     async def _reconcile(
-        self, payment_id: uuid.UUID, *, settle_missing: bool = False, confirm_settled: bool = True
+        self,
+        payment_id: uuid.UUID,
+        *,
+        settle_missing: bool = False,
+        confirm_settled: bool = True,
+        notify_medusa: bool = True,
     ) -> tuple[Payment, bool]:
         """The payment, and whether this call settled its operation. With `confirm_settled`, a
         payment with nothing in flight is checked against NetValve's inquiry."""
@@ -1014,7 +1051,9 @@ class NetvalveService:
         result = await self._evidence(payment, attempt, settle_missing=settle_missing)
         if result is None:
             return payment, False
-        payment, applied = await self._apply_once(payment.id, attempt.id, result)
+        payment, applied = await self._apply_once(
+            payment.id, attempt.id, result, notify_medusa=notify_medusa
+        )
         return payment, applied and payment.in_flight is None
 
     async def _evidence(
@@ -1102,7 +1141,9 @@ class NetvalveService:
                 break
             try:
                 # Settled since the claim (by its own request or a webhook): nothing to confirm.
-                payment, settled = await self._reconcile(payment_id, confirm_settled=False)
+                payment, settled = await self._reconcile(
+                    payment_id, confirm_settled=False, notify_medusa=True
+                )
             except Exception as error:
                 if is_database_down(error):
                     raise

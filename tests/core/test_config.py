@@ -1,3 +1,4 @@
+import base64
 import subprocess
 import sys
 from typing import Any
@@ -5,7 +6,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from app.core.config import ConfigurationError, NetvalveEnvironment, load_settings
+from app.core.config import ConfigurationError, NetvalveEnvironment, load_settings, secret_values
 from tests.conftest import PROJECT_ROOT, bare_env
 from tests.fixtures.log_audit import audit_text
 from tests.fixtures.settings import TEST_API_KEY
@@ -152,6 +153,57 @@ class TestSecrets:
         for text in (repr(settings), str(settings), settings.model_dump_json()):
             assert "nv_live_3b9d2f7a1c5e4b8d" not in text
             assert "bp_live_91c2" not in text
+
+
+MEDUSA_HOOK = "http://medusa:9000/hooks/payment/netvalve_netvalve"
+MEDUSA_KEY_B64 = base64.b64encode(bytes(range(7, 39))).decode()  # 32 bytes
+MEDUSA_SECRET = f"whsec_{MEDUSA_KEY_B64}"
+
+
+class TestMedusaNotificationSettings:
+    def test_off_by_default(self):
+        settings = load_settings(**live())
+
+        assert settings.medusa_webhook_url is None
+        assert settings.medusa_webhook_secret is None
+
+    def test_a_url_with_a_secret_is_accepted_and_the_secret_is_redacted_in_both_forms(self):
+        settings = load_settings(
+            **live(medusa_webhook_url=MEDUSA_HOOK, medusa_webhook_secret=MEDUSA_SECRET)
+        )
+
+        assert str(settings.medusa_webhook_url) == MEDUSA_HOOK
+        assert MEDUSA_SECRET not in repr(settings)
+        assert {MEDUSA_SECRET, MEDUSA_KEY_B64} <= set(secret_values(settings))
+
+    def test_a_url_without_a_secret_is_refused(self):
+        with pytest.raises(ConfigurationError, match="MEDUSA_WEBHOOK_SECRET is required when"):
+            load_settings(**live(medusa_webhook_url=MEDUSA_HOOK))
+
+    def test_a_url_that_is_not_http_is_named(self):
+        with pytest.raises(ConfigurationError, match="MEDUSA_WEBHOOK_URL"):
+            load_settings(
+                **live(medusa_webhook_url="ftp://medusa/hook", medusa_webhook_secret=MEDUSA_SECRET)
+            )
+
+    @pytest.mark.parametrize(
+        "secret",
+        [
+            "change-me",
+            MEDUSA_KEY_B64,  # no prefix
+            "whsec_",
+            "whsec_not*base64*at*all*but*long*enough*000",
+            "whsec_" + base64.b64encode(b"sixteen byte key").decode(),  # too short a key
+        ],
+    )
+    def test_a_secret_not_in_the_standard_webhooks_format_is_refused_unechoed(self, secret):
+        with pytest.raises(ConfigurationError) as refused:
+            load_settings(**live(medusa_webhook_url=MEDUSA_HOOK, medusa_webhook_secret=secret))
+
+        message = str(refused.value)
+        assert message.startswith("invalid configuration: MEDUSA_WEBHOOK_SECRET: must be whsec_")
+        assert "\n" not in message
+        assert secret == "whsec_" or secret.removeprefix("whsec_") not in message
 
 
 class TestDerivedValues:

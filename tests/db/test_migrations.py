@@ -122,3 +122,18 @@ class TestMigrations:
         for table in MEDUSA_TABLE_NAMES:
             assert f'"{table}"' not in text, table
         assert "drop_table" not in text
+
+    def test_0008_adds_the_medusa_outbox_and_takes_it_away_again(self, medusa_database):
+        assert alembic(medusa_database, "upgrade", "0007").returncode == 0
+        assert "medusa_notifications" not in tables(medusa_database)
+
+        upgraded = alembic(medusa_database, "upgrade", "head")
+        assert upgraded.returncode == 0, upgraded.stderr
+        assert "medusa_notifications" in tables(medusa_database)
+        current = alembic(medusa_database, "current")
+        assert "0008 (head)" in current.stdout, current.stdout + current.stderr
+
+        downgraded = alembic(medusa_database, "downgrade", "0007")
+        assert downgraded.returncode == 0, downgraded.stderr
+        assert "medusa_notifications" not in tables(medusa_database)
+        assert {"payments", "webhook_events", "hpf_sessions"} <= tables(medusa_database)

@@ -32,7 +32,10 @@ from tests.fixtures.settings import make_settings
 
 STOREFRONT_KEY = "sf_test_4b1e9c7a2d5f8e0a3c6b9d1f"
 ADMIN_KEY = "adm_test_8e2a6c0f4b1d9e7a5c3f1b8d"
-LEDGER_TABLES = "extra_charges, payment_attempts, payments, idempotency_keys, hpf_sessions"
+LEDGER_TABLES = (
+    "medusa_notifications, extra_charges, payment_attempts, payments, idempotency_keys, "
+    "hpf_sessions"
+)
 
 
 @dataclass

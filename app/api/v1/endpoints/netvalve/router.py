@@ -5,6 +5,7 @@ from app.api.v1.endpoints.netvalve import (
     capture,
     extra_charges,
     hpf,
+    medusa_notifications,
     payment,
     refund,
     status,
@@ -23,5 +24,6 @@ for module in (
     webhook,
     webhook_events,
     extra_charges,
+    medusa_notifications,
 ):
     router.include_router(module.router)
