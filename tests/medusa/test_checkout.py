@@ -27,9 +27,13 @@ from tests.medusa.conftest import (
 
 pytestmark = pytest.mark.medusa
 
-# Long enough for Medusa to act on a notification it was going to act on: its webhook delay is
-# 200 ms here and a rejected one is retried twice more at once (in-memory event bus).
-NOTHING_HAPPENS_WAIT = 4.0
+HOOK = "/hooks/payment/netvalve_netvalve"
+OTHER_SECRET = "whsec_" + "QmFkU2VjcmV0QmFkU2VjcmV0QmFkU2VjcmV0"
+# Medusa's log line for each notification its provider refused, and for each it hands over.
+REJECTED = r"^MedusaError: medusa-payment-netvalve: the notification failed verification: "
+HANDED = r"Processing payment\.webhook_received which has"
+# After a replay's ledger read: time for the process-payment workflow it starts to finish.
+REPLAY_WORKFLOW_WAIT = 3.0
 
 
 def money(value: Any) -> Decimal:
@@ -114,19 +118,18 @@ def test_a_declined_card_leaves_the_cart_open_with_the_decline_and_a_new_session
     assert ledger["state"] == "requires_payment", ledger
     assert ledger["response_code"] == "BNK_2005"
 
-    retried, completed = pay_and_complete(
-        sale, cart, collection_id=declined["payment_collection_id"]
-    )
+    retried, retry = pay_and_complete(sale, cart, collection_id=declined["payment_collection_id"])
 
     assert retried["id"] != declined["id"]
-    order_id = order_from(completed)
+    order_id = order_from(retry)
     order = sale.admin.order(order_id)
     assert order["payment_status"] == "captured", order
     assert sale.gateway.status(retried["id"])["captured_amount"] == "25.00"
     evidence(
         "3 decline",
         declined_session=declined["id"],
-        decline_status=completed.status_code,
+        complete_answer=(completed.status_code, completed.json().get("type")),
+        decline_data=session["data"].get("decline"),
         medusa_session_status=session["status"],
         ledger_after_decline=ledger["state"],
         decline_code=ledger["response_code"],
@@ -205,50 +208,69 @@ def test_forged_stale_unsigned_and_replayed_notifications_change_nothing(sale: M
     finally:
         sale.relay.swallowing = False
     body = genuine.body
-    other_secret = "whsec_" + "QmFkU2VjcmV0QmFkU2VjcmV0QmFkU2VjcmV0"
-    hook = httpx.Client(base_url=sale.medusa.url, timeout=10)
-    attempts = {
-        "bad signature": signed(other_secret, body),
-        "stale timestamp": signed(
-            MEDUSA_WEBHOOK_SECRET, body, at=datetime.now(UTC) - timedelta(minutes=10)
-        ),
-        "unsigned": {"content-type": "application/json"},
-        "signature of another body": genuine.headers,
-    }
     tampered = body.replace(b'"payment.captured"', b'"payment.authorized"')
     assert tampered != body
-    for name, headers in attempts.items():
-        content = tampered if name == "signature of another body" else body
-        answer = hook.post("/hooks/payment/netvalve_netvalve", content=content, headers=headers)
+    forged = [
+        ("bad signature", body, signed(OTHER_SECRET, body), "No matching signature found"),
+        (
+            "stale timestamp",
+            body,
+            signed(MEDUSA_WEBHOOK_SECRET, body, at=datetime.now(UTC) - timedelta(minutes=10)),
+            "Message timestamp too old",
+        ),
+        ("unsigned", body, {"content-type": "application/json"}, "Missing required headers"),
+        ("another body", tampered, genuine.headers, "No matching signature found"),
+    ]
+    rejected_before = len(sale.medusa.lines(REJECTED))
+    hook = httpx.Client(base_url=sale.medusa.url, timeout=10)
+    for name, content, headers, _ in forged:
+        answer = hook.post(HOOK, content=content, headers=headers)
         assert answer.status_code == 200, (name, answer.text)  # Medusa's route answers at once
 
-    time.sleep(NOTHING_HAPPENS_WAIT)
-
+    # Medusa hands each to the provider 5 s later; each is rejected, for its own reason.
+    rejections = wait_for(
+        "the provider to reject the four notifications",
+        lambda: (
+            (lines := sale.medusa.lines(REJECTED)[rejected_before:]) and len(lines) >= 4 and lines
+        ),
+    )
+    reasons = sorted(line.split("failed verification: ", 1)[1].strip() for line in rejections)
+    assert reasons == sorted(reason for *_, reason in forged)
     assert_not_completed(sale, cart["id"])
 
     # The genuine delivery, byte for byte, is acted on: the rejections above were the checks'.
-    answer = hook.post("/hooks/payment/netvalve_netvalve", content=body, headers=genuine.headers)
+    answer = hook.post(HOOK, content=body, headers=genuine.headers)
     assert answer.status_code == 200
     order_id = wait_for("the genuine notification", lambda: sale.order_of_cart(cart["id"]))
     wait_for(
         "Medusa to show the payment captured",
-        lambda: (o := sale.admin.order(order_id))["payment_status"] == "captured" and o,
+        lambda: sale.admin.order(order_id)["payment_status"] == "captured",
     )
     before = snapshot(sale, order_id, session["id"])
 
-    # Replayed: the same id, signature and body again (and the service's retry would be too).
+    # Replayed: the same id, signature and body twice more (as a retry of the service's or an
+    # eavesdropper's copy would be). They pass the signature check, so the provider reads the
+    # ledger for each, and Medusa's capture of an already captured payment is a no-op.
+    handed = len(sale.medusa.lines(HANDED))
+    ledger_reads = sale.gateway.requests_to("/api/v1/netvalve/status")
     for _ in range(2):
-        answer = hook.post(
-            "/hooks/payment/netvalve_netvalve", content=body, headers=genuine.headers
-        )
+        answer = hook.post(HOOK, content=body, headers=genuine.headers)
         assert answer.status_code == 200
-    time.sleep(NOTHING_HAPPENS_WAIT)
+    wait_for(
+        "Medusa to hand both replays over", lambda: len(sale.medusa.lines(HANDED)) >= handed + 2
+    )
+    wait_for(
+        "the provider to read the ledger for both",
+        lambda: sale.gateway.requests_to("/api/v1/netvalve/status") >= ledger_reads + 2,
+    )
+    time.sleep(REPLAY_WORKFLOW_WAIT)
 
     assert snapshot(sale, order_id, session["id"]) == before
+    assert len(sale.medusa.lines(REJECTED)) == rejected_before + 4
     hook.close()
     evidence(
         "5 notifications",
-        rejected=list(attempts),
+        rejected={name: reason for name, _, _, reason in forged},
         order_after_genuine=order_id,
         replays=2,
         unchanged=before,
