@@ -547,19 +547,25 @@ def wait_for(what: str, probe: Any, timeout: float = SETTLE_TIMEOUT, every: floa
 
 
 @pytest.fixture(scope="session")
-def medusa_stack(
-    databases: Databases, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[MedusaStack]:
+def medusa_store() -> Path:
+    """integrations/medusa-test-store with its dependencies installed from its lockfile."""
     missing = _tool_missing()
     if missing:
         pytest.skip(
             f"MEDUSA END-TO-END SUITE NOT RUN: `{missing}` is not on PATH; install Node.js 20+ "
             "with npm to run the checkout against a real Medusa 2.21.2"
         )
+    npm_ci(STORE_DIR, "store")
+    return STORE_DIR
+
+
+@pytest.fixture(scope="session")
+def medusa_stack(
+    medusa_store: Path, databases: Databases, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MedusaStack]:
     started = time.monotonic()
     workdir = tmp_path_factory.mktemp("medusa")
 
-    npm_ci(STORE_DIR, "store")
     tarball = pack_provider(workdir)
     install = ["npm", "install", "--no-save", str(tarball)]
     run_logged("store-install-provider", install, STORE_DIR, node_env())
