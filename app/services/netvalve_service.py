@@ -113,6 +113,8 @@ MEDUSA_COLLECTION_UNPAYABLE = frozenset(
         "refunded",
     }
 )
+# Orders whose completed cart is never charged: Medusa has closed them.
+CLOSED_ORDERS = frozenset({"canceled", "archived", "completed"})
 # The largest amount the ledger holds: its minor-unit columns are PostgreSQL bigint.
 LEDGER_MAX_MINOR = 2**63 - 1
 
@@ -458,10 +460,17 @@ class NetvalveService:
                 extra={"payment_session_id": session.id, "cart_id": session.cart_id},
             )
         if cart is not None and cart.completed_at is not None:
-            raise PaymentSessionNotPayable(
-                f"The cart of payment session {session.id} is completed; it cannot be paid.",
-                extra={"payment_session_id": session.id, "cart_id": cart.id},
-            )
+            # Medusa 2.21's complete-cart workflow creates the order, links it to the cart and
+            # marks the cart completed, each committed, and only then authorizes the payment
+            # session, as its last step (it undoes all three if that fails). So a completed cart
+            # whose order is live is the one being completed now (or an order waiting for its
+            # payment); one with no live order is closed.
+            order = await self._medusa.get_order_for_cart(cart.id)
+            if order is None or order.canceled_at is not None or order.status in CLOSED_ORDERS:
+                raise PaymentSessionNotPayable(
+                    f"The cart of payment session {session.id} is completed; it cannot be paid.",
+                    extra={"payment_session_id": session.id, "cart_id": cart.id},
+                )
         return None
 
     async def _paid_again(self, payment: Payment, request_key: str | None) -> ServiceResult:

@@ -65,10 +65,12 @@ class ServiceProcess:
         env: dict[str, str],
         workdir: Path,
         command: list[str] | None = None,
+        port: int | None = None,
     ) -> None:
-        """`command`: a deployment file's command (see `runnable`); by default a plain uvicorn."""
+        """`command`: a deployment file's command (see `runnable`); by default a plain uvicorn.
+        `port`: a given one (a restart on the same address), else a free one."""
         self.name = name
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = audited_output(name)
         self._log = self.log_path.open("wb")

@@ -23,6 +23,7 @@ from tests.fixtures.gateway import APPROVE_CARD, DECLINE_CARD, order_id
 from tests.fixtures.medusa import (
     create_address,
     create_cart,
+    create_order,
     create_payment_collection,
     create_payment_session,
 )
@@ -246,6 +247,36 @@ class TestMedusaStateCounts:
 
     async def test_a_completed_cart_is_not_charged(self, api: Api):
         medusa = await api.medusa_session()
+        await api.medusa.execute(
+            "UPDATE cart SET completed_at = now() WHERE id = $1", medusa.cart_id
+        )
+
+        paid = await api.pay(medusa)
+
+        assert paid.status_code == 409, paid.text
+        assert paid.json()["error"] == "PaymentSessionNotPayable"
+        await nothing_charged(api)
+
+    async def test_a_completed_cart_whose_order_medusa_just_created_is_charged(self, api: Api):
+        # Medusa 2.21's complete-cart creates the order, links it and completes the cart before
+        # it authorizes the session, its last step: that authorization must go through.
+        medusa = await api.medusa_session()
+        await create_order(api.medusa, medusa.cart_id)
+        await api.medusa.execute(
+            "UPDATE cart SET completed_at = now() WHERE id = $1", medusa.cart_id
+        )
+
+        paid = await api.pay(medusa)
+
+        assert paid.status_code == 200, paid.text
+        assert paid.json()["status"] == "captured"
+
+    @pytest.mark.parametrize("status", ["canceled", "archived", "completed"])
+    async def test_a_completed_cart_whose_order_is_closed_is_not_charged(
+        self, api: Api, status: str
+    ):
+        medusa = await api.medusa_session()
+        await create_order(api.medusa, medusa.cart_id, status=status)
         await api.medusa.execute(
             "UPDATE cart SET completed_at = now() WHERE id = $1", medusa.cart_id
         )
