@@ -2,11 +2,11 @@
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from app.core.cards import mask_pans
+from app.core.cards import id_values, mask_pans, mask_pans_in_text
 from app.models.webhook_event import WebhookEventStatus
 from app.schemas.base import ApiSchema, PgText, RequestSchema
 
@@ -85,11 +85,22 @@ class WebhookEventResponse(WebhookEventBase):
     created_at: datetime
     updated_at: datetime
 
-    @field_validator("payload", "headers", "last_error", "notes")
+    @field_validator("payload", "headers")
     @classmethod
     def _no_card_numbers(cls, value: Any) -> Any:
         # Stored masked since intake masks them; rows stored before that are masked here.
         return mask_pans(value)
+
+    @model_validator(mode="after")
+    def _no_card_numbers_in_text(self) -> Self:
+        # The same for the texts, but the event's own ids (its transactionId, quoted in most
+        # reasons) are kept whole, as in its payload: masked, they would name no transaction.
+        keep = id_values(self.payload) if self.payload else set()
+        if self.last_error is not None:
+            self.last_error = mask_pans_in_text(self.last_error, keep)
+        if self.notes is not None:
+            self.notes = mask_pans_in_text(self.notes, keep)
+        return self
 
 
 class WebhookEventUpdate(RequestSchema):

@@ -328,8 +328,11 @@ class WebhookService:
             if current is None:
                 raise WebhookEventNotFound
             current.status = status
-            # Stored and served to operators: never a card number or a secret of ours.
-            current.last_error = redact_secrets(mask_pans_in_text(error)) if error else error
+            # Stored and served to operators: never a card number or a secret of ours. The
+            # event's own ids (its transactionId, quoted in most reasons) are kept whole, as in
+            # its payload: masked, NetValve's id would no longer name the transaction.
+            keep = id_values(event.payload) if event.payload else set()
+            current.last_error = redact_secrets(mask_pans_in_text(error, keep)) if error else error
             current.payment_id = payment_id or current.payment_id
             current.next_attempt_at = now + timedelta(seconds=min(backoff, 3600)) if retry else None
             if status in (WebhookEventStatus.PROCESSED, WebhookEventStatus.IGNORED):

@@ -15,6 +15,7 @@ import pytest_asyncio
 from pydantic import SecretStr
 
 from app.api.deps import build_webhook_service
+from app.core.cards import luhn_valid
 from app.main import create_app
 from app.models.payment import AttemptOutcome, Operation, Payment, PaymentAttempt, PaymentState
 from app.sandbox.server import SandboxServer, ThreadedServer
@@ -295,6 +296,28 @@ class TestProcessing:
         )
         status = await api.get("/status", {"payment_id": authorized["id"]})
         assert status.json()["state"] == "authorized"
+
+    async def test_a_transaction_id_that_passes_luhn_is_named_whole_in_the_reason(self, hooks: Api):
+        # NetValve's ids can be 13 digits (the sandbox's start at the clock in milliseconds) and
+        # one in ten passes Luhn: the reason, stored and served, must still name the transaction
+        # whole, not mask it as a card number.
+        paid = (await hooks.pay(await hooks.medusa_session())).json()
+        unknown = 1000000000009  # Luhn-valid, and below any id the sandbox hands out
+        assert luhn_valid(str(unknown))
+        claim = event(
+            "CAPTURED", clientOrderId=f"{uuid.UUID(paid['id']).hex}-1", transactionId=unknown
+        )
+        await deliver(hooks, claim)
+
+        await service_of(hooks).process_due()
+
+        row = await hooks.medusa.fetchrow("SELECT id, status, last_error FROM webhook_events")
+        assert row is not None
+        reason = f"not proven: NetValve has no transaction {unknown}"
+        assert (row["status"], row["last_error"]) == ("ignored", reason)
+        served = await hooks.get(f"/webhook-events/{row['id']}", {}, key=ADMIN_KEY)
+        assert served.status_code == 200, served.text
+        assert served.json()["last_error"] == reason
 
     async def test_a_late_authorised_never_moves_a_captured_payment_back(self, manual_api):
         api = manual_api
