@@ -559,7 +559,9 @@ def medusa_store() -> Path:
     return STORE_DIR
 
 
-@pytest.fixture(scope="session")
+# Package scope: Medusa, the service and their workers stop once tests/medusa is done, rather
+# than loading the machine under every suite that runs after it.
+@pytest.fixture(scope="package")
 def medusa_stack(
     medusa_store: Path, databases: Databases, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[MedusaStack]:
@@ -649,7 +651,7 @@ def medusa_stack(
         STACK.clear()
 
 
-@pytest.fixture(scope="session", autouse=False)
+@pytest.fixture(scope="package")
 def medusa_timings(medusa_stack: MedusaStack) -> list[tuple[str, float]]:
     return TIMINGS
 
