@@ -25,7 +25,6 @@ A notification is a pointer, not a fact: the provider reads the payment's curren
 """
 
 import asyncio
-import base64
 import json
 import random
 import uuid
@@ -40,6 +39,7 @@ from standardwebhooks import Webhook
 
 from app.core import metrics
 from app.core.config import Settings
+from app.core.cursor import decode_cursor, encode_cursor
 from app.core.errors import AppError
 from app.core.logging import mask_card_numbers, redact_secrets
 from app.core.money import from_minor_units
@@ -373,7 +373,7 @@ class MedusaNotificationService:
         page, more = rows[:limit], len(rows) > limit
         return MedusaNotificationPage(
             items=[MedusaNotificationResponse.model_validate(row) for row in page],
-            next_cursor=encode_cursor(page[-1]) if more and page else None,
+            next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if more and page else None,
         )
 
     async def get(self, notification_id: uuid.UUID) -> MedusaNotificationResponse:
@@ -428,27 +428,3 @@ def _snippet(read: bytes, *, whole: bool) -> str:
     if not whole:
         text = text[:-_READ_CUT_MARGIN]
     return _bounded(text).strip()[:_RESPONSE_SNIPPET_CHARS]
-
-
-class InvalidCursor(AppError):
-    """The cursor is not one this API handed out."""
-
-    status_code = 400
-    message = "The cursor is not valid."
-
-
-def encode_cursor(row: MedusaNotification) -> str:
-    raw = f"{row.created_at.isoformat()}|{row.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        stamp, _, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        created_at = datetime.fromisoformat(stamp)
-        if created_at.tzinfo is None:
-            raise ValueError(stamp)
-        # A forged time such as 0001-01-01T00:00:00+23:59 has no UTC equivalent (OverflowError).
-        return created_at.astimezone(UTC), uuid.UUID(row_id)
-    except (ValueError, UnicodeDecodeError, OverflowError):
-        raise InvalidCursor from None

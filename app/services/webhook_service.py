@@ -9,7 +9,6 @@ and every ledger change it makes is idempotent, so a retried event never counts 
 """
 
 import asyncio
-import base64
 import hashlib
 import json
 import uuid
@@ -26,6 +25,7 @@ from app.clients.netvalve import as_int
 from app.core import metrics
 from app.core.cards import id_values, mask_pans, mask_pans_in_text
 from app.core.config import Settings
+from app.core.cursor import decode_cursor, encode_cursor
 from app.core.errors import AppError
 from app.core.logging import REDACTED, redact, redact_secrets
 from app.db.errors import is_database_down
@@ -358,7 +358,7 @@ class WebhookService:
         cursor: str | None,
         limit: int,
     ) -> WebhookEventPage:
-        after = _decode_cursor(cursor) if cursor else None
+        after = decode_cursor(cursor) if cursor else None
         async with self._sessionmaker.begin() as session:
             events = await WebhookEventRepository(session).list(
                 status=status,
@@ -370,7 +370,7 @@ class WebhookService:
                 limit=limit + 1,
             )
         page, more = events[:limit], len(events) > limit
-        next_cursor = _encode_cursor(page[-1]) if more and page else None
+        next_cursor = encode_cursor(page[-1].received_at, page[-1].id) if more and page else None
         return WebhookEventPage(
             items=[WebhookEventResponse.model_validate(event) for event in page],
             next_cursor=next_cursor,
@@ -423,27 +423,3 @@ def _float_free(data: dict[str, Any]) -> dict[str, Any]:
     if isinstance(amount, bool) or not isinstance(amount, int | float):
         return data  # a Decimal already, or not a number: the proof refuses what it cannot read
     return {**data, "amount": Decimal(str(amount))}
-
-
-def _encode_cursor(event: WebhookEvent) -> str:
-    raw = f"{event.received_at.isoformat()}|{event.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-class InvalidCursor(AppError):
-    """The cursor is not one this API handed out."""
-
-    status_code = 400
-    message = "The cursor is not valid."
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        stamp, _, event_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        received_at = datetime.fromisoformat(stamp)
-        if received_at.tzinfo is None:
-            raise ValueError(stamp)
-        # A forged time such as 0001-01-01T00:00:00+23:59 has no UTC equivalent (OverflowError).
-        return received_at.astimezone(UTC), uuid.UUID(event_id)
-    except (ValueError, UnicodeDecodeError, OverflowError):
-        raise InvalidCursor from None

@@ -7,9 +7,10 @@ from fastapi import APIRouter, Query
 
 from app.api.auth import AUTH_ERRORS, AdminPrincipal
 from app.api.deps import MedusaNotificationServiceDep
+from app.core.cursor import InvalidCursor
 from app.models.medusa_notification import MedusaEventType, MedusaNotificationStatus
 from app.schemas.medusa_notification import MedusaNotificationPage, MedusaNotificationResponse
-from app.services.medusa_notifications import InvalidCursor, MedusaNotificationNotFound
+from app.services.medusa_notifications import MedusaNotificationNotFound
 
 router = APIRouter(prefix="/medusa-notifications", tags=["medusa-notifications"])
 ERRORS = {**AUTH_ERRORS, **MedusaNotificationNotFound.schema()}

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query
 
 from app.api.auth import AUTH_ERRORS, AdminPrincipal
 from app.api.deps import WebhookServiceDep
+from app.core.cursor import InvalidCursor
 from app.core.errors import MalformedJSON
 from app.models.webhook_event import WebhookEventStatus
 from app.schemas.base import MAX_TRANSACTION_ID, DateTimeIn
@@ -17,7 +18,7 @@ from app.schemas.webhook_event import (
     WebhookEventResponse,
     WebhookEventUpdate,
 )
-from app.services.webhook_service import InvalidCursor, WebhookEventNotFound
+from app.services.webhook_service import WebhookEventNotFound
 
 router = APIRouter(prefix="/webhook-events", tags=["webhook-events"])
 ERRORS = {**AUTH_ERRORS, **WebhookEventNotFound.schema()}
