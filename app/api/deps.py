@@ -10,7 +10,7 @@ from app.clients.netvalve import NetvalveClient
 from app.core.config import Settings
 from app.core.state import Resources
 from app.db.medusa import MedusaRepository
-from app.db.session import session_scope
+from app.db.session import transaction
 from app.services.extra_charges import ExtraChargeService
 from app.services.gateway_events import GatewayEventService
 from app.services.idempotency_service import IdempotencyService
@@ -39,7 +39,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
 async def get_db_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
-    async for session in session_scope(resources.sessionmaker):
+    async with transaction(resources.sessionmaker) as session:
         yield session
 
 

@@ -1,4 +1,15 @@
+"""The engine, the sessionmaker, and the one way to open a transaction.
+
+The transaction rule: nothing holds a transaction open across a network call to NetValve. A
+money operation runs in short phases (Brandur Leach's "atomic phases"), each opened through
+`transaction()`: claim and record the attempt (commit); call NetValve with no transaction open;
+apply the outcome and store the answer (commit). A crash between phases leaves an attempt marked
+in flight, which the sweep settles from NetValve's records. Services and repositories never call
+`commit()`; leaving the `async with` block commits, an exception rolls back.
+"""
+
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -24,18 +35,10 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-async def session_scope(
+@asynccontextmanager
+async def transaction(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: commit on success, roll back on any exception.
-
-    Services and repositories only flush; this is the single place that commits.
-    """
-    async with sessionmaker() as session:
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
+    """One short transaction: committed when the block ends, rolled back on any exception."""
+    async with sessionmaker.begin() as session:
+        yield session
