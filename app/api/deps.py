@@ -11,12 +11,12 @@ from app.core.config import Settings
 from app.core.state import Resources
 from app.db.medusa import MedusaRepository
 from app.db.session import transaction
-from app.services.extra_charges import ExtraChargeService
-from app.services.gateway_events import GatewayEventService
 from app.services.idempotency_service import IdempotencyService
 from app.services.medusa_notifications import MedusaNotificationService
-from app.services.netvalve_service import NetvalveService
-from app.services.webhook_service import WebhookService
+from app.services.netvalve import NetvalveService
+from app.services.netvalve.events import GatewayEventService
+from app.services.netvalve.extra_charges import ExtraChargeService
+from app.services.netvalve.webhooks import WebhookService
 
 # Dependencies are `async def` even when they do no I/O: FastAPI runs a plain `def` dependency
 # in the thread pool, a thread hop per dependency per request that profiling showed on every
@@ -79,7 +79,7 @@ def build_gateway_event_service(resources: Resources) -> GatewayEventService:
     return GatewayEventService(
         resources.sessionmaker,
         NetvalveClient(resources.http_client, settings),
-        build_netvalve_service(resources),
+        build_netvalve_service(resources).reconciler,
         settings,
     )
 

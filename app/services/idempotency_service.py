@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.errors import AppError
 from app.db.errors import is_database_down
 from app.repositories.payment_repository import IdempotencyRepository
-from app.services.netvalve_service import ServiceResult
+from app.services.netvalve.results import ServiceResult
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # A first request that has held its key this long without finishing is taken to have died.

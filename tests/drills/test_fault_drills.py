@@ -30,8 +30,9 @@ import pytest
 from app.api.deps import build_netvalve_service, build_webhook_service
 from app.clients.netvalve import Approved, Declined
 from app.services.idempotency_service import STALE_AFTER
-from app.services.netvalve_service import NOT_FOUND_GRACE, NetvalveService
-from app.services.webhook_service import WebhookService
+from app.services.netvalve import NetvalveService
+from app.services.netvalve.reconciliation import NOT_FOUND_GRACE
+from app.services.netvalve.webhooks import WebhookService
 from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory
 from tests.api.netvalve.test_webhooks import WEBHOOKS, deliver, event
 from tests.drills.conftest import StoppablePostgres

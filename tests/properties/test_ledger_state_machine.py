@@ -68,9 +68,9 @@ from app.api.deps import (
     build_webhook_service,
 )
 from app.clients.netvalve import Approved
-from app.services.gateway_events import GatewayEventService
-from app.services.netvalve_service import NetvalveService
-from app.services.webhook_service import WebhookService
+from app.services.netvalve import NetvalveService
+from app.services.netvalve.events import GatewayEventService
+from app.services.netvalve.webhooks import WebhookService
 from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory, MedusaSession
 from tests.fixtures.gateway import APPROVE_CARD, DECLINE_CARD, SandboxBackend
 

@@ -23,7 +23,7 @@ from app.core.logging import mask_card_numbers, register_secrets
 from app.core.startup import DatabaseUnreachable, check_database
 from app.schemas.netvalve import CancelRequest
 from app.services.idempotency_service import IdempotencyKeyInFlight, IdempotencyService
-from app.services.webhook_service import parse
+from app.services.netvalve.webhooks import parse
 from tests.api.netvalve.conftest import Api, ApiFactory
 from tests.api.netvalve.test_payable_session import hpf, nothing_charged
 from tests.fixtures.gateway import UNUSED_DB

@@ -17,7 +17,7 @@ from app.api.deps import (
 )
 from app.clients.netvalve import Approved, read_record
 from app.models.payment import Operation, Payment, PaymentAttempt, PaymentState
-from app.services.netvalve_service import _child_done
+from app.services.netvalve.reconciliation import _child_done
 from tests.api.netvalve.conftest import ADMIN_KEY
 from tests.fixtures.gateway import DECLINE_CARD
 from tests.fixtures.settlement import (

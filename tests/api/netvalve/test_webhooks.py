@@ -19,7 +19,7 @@ from app.core.cards import luhn_valid
 from app.main import create_app
 from app.models.payment import AttemptOutcome, Operation, Payment, PaymentAttempt, PaymentState
 from app.sandbox.server import SandboxServer, ThreadedServer
-from app.services.webhook_service import WebhookService
+from app.services.netvalve.webhooks import WebhookService
 from tests.api.netvalve.conftest import (
     ADMIN_KEY,
     STOREFRONT_KEY,
@@ -734,7 +734,7 @@ class TestOtherEvents:
         )
 
     async def test_all_nineteen_event_names_are_mapped(self):
-        from app.services.webhook_service import EVENTS
+        from app.services.netvalve.webhooks import EVENTS
 
         assert len(EVENTS) == 19
 

@@ -21,13 +21,9 @@ from app.services.idempotency_service import (
     IdempotencyKeyReused,
     IdempotencyService,
 )
-from app.services.netvalve_service import (
-    GatewayMisconfigured,
-    GatewayUnavailable,
-    PaymentInProgress,
-    PaymentNotFound,
-    ServiceResult,
-)
+from app.services.netvalve.errors import PaymentInProgress, PaymentNotFound
+from app.services.netvalve.payments import GatewayMisconfigured, GatewayUnavailable
+from app.services.netvalve.results import ServiceResult
 
 
 def one_of(model: type[BaseModel], *errors: type[Exception]) -> dict[str, Any]:

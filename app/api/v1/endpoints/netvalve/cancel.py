@@ -11,7 +11,8 @@ from app.api.v1.endpoints.netvalve._common import (
 )
 from app.schemas.netvalve import CancelRequest, DeclineResponse
 from app.schemas.payment import PaymentResponse
-from app.services.netvalve_service import PaymentDeclined, PaymentStateConflict
+from app.services.netvalve.errors import PaymentStateConflict
+from app.services.netvalve.payments import PaymentDeclined
 
 router = APIRouter()
 

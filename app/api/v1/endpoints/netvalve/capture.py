@@ -11,11 +11,10 @@ from app.api.v1.endpoints.netvalve._common import (
 )
 from app.schemas.netvalve import CaptureRequest, DeclineResponse
 from app.schemas.payment import PaymentResponse
-from app.services.netvalve_service import (
+from app.services.netvalve.errors import InvalidAmount, PaymentStateConflict
+from app.services.netvalve.payments import (
     CaptureExceedsAuthorized,
-    InvalidAmount,
     PaymentDeclined,
-    PaymentStateConflict,
     positive_amount,
 )
 

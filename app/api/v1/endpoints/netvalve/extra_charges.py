@@ -10,7 +10,7 @@ from app.api.deps import ExtraChargeServiceDep
 from app.core.money import from_minor_units
 from app.models.extra_charge import ExtraCharge, ExtraChargeStatus
 from app.schemas.extra_charge import ExtraChargePage, ExtraChargeResponse
-from app.services.extra_charges import ExtraChargeNotFound
+from app.services.netvalve.extra_charges import ExtraChargeNotFound
 
 router = APIRouter(prefix="/extra-charges", tags=["extra-charges"])
 

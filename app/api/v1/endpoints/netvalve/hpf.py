@@ -13,15 +13,13 @@ from app.schemas.netvalve import (
     HpfUnavailableResponse,
     PaymentConflictResponse,
 )
-from app.services.netvalve_service import (
+from app.services.netvalve.errors import InvalidAmount, PaymentInProgress, PaymentStateConflict
+from app.services.netvalve.hpf import HpfUnavailable
+from app.services.netvalve.medusa import (
     AlreadyPaid,
-    HpfUnavailable,
-    InvalidAmount,
-    PaymentInProgress,
     PaymentSessionAmountInvalid,
     PaymentSessionNotFound,
     PaymentSessionNotPayable,
-    PaymentStateConflict,
     UnsupportedCurrency,
 )
 

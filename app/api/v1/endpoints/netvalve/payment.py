@@ -15,18 +15,15 @@ from app.schemas.error import ErrorResponse
 from app.schemas.netvalve import DeclineResponse, PaymentConflictResponse
 from app.schemas.payment import PaymentRequest, PaymentResponse
 from app.services.idempotency_service import IdempotencyKeyInFlight
-from app.services.netvalve_service import (
+from app.services.netvalve.errors import PaymentInProgress, PaymentStateConflict
+from app.services.netvalve.medusa import (
     AlreadyPaid,
-    AmountMismatch,
-    GatewayValidationFailed,
-    PaymentDeclined,
-    PaymentInProgress,
     PaymentSessionAmountInvalid,
     PaymentSessionNotFound,
     PaymentSessionNotPayable,
-    PaymentStateConflict,
     UnsupportedCurrency,
 )
+from app.services.netvalve.payments import AmountMismatch, GatewayValidationFailed, PaymentDeclined
 
 router = APIRouter()
 

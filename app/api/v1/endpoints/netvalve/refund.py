@@ -12,13 +12,8 @@ from app.api.v1.endpoints.netvalve._common import (
 )
 from app.schemas.netvalve import DeclineResponse, RefundRequest
 from app.schemas.payment import PaymentResponse
-from app.services.netvalve_service import (
-    InvalidAmount,
-    PaymentDeclined,
-    PaymentStateConflict,
-    RefundExceedsCaptured,
-    positive_amount,
-)
+from app.services.netvalve.errors import InvalidAmount, PaymentStateConflict
+from app.services.netvalve.payments import PaymentDeclined, RefundExceedsCaptured, positive_amount
 
 router = APIRouter()
 

@@ -8,7 +8,7 @@ from app.api.deps import NetvalveServiceDep
 from app.api.v1.endpoints.netvalve._common import plain
 from app.schemas.netvalve import StatusQuery
 from app.schemas.payment import PaymentResponse
-from app.services.netvalve_service import PaymentNotFound
+from app.services.netvalve.errors import PaymentNotFound
 
 router = APIRouter()
 

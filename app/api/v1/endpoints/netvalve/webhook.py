@@ -11,7 +11,7 @@ from app.api.deps import SettingsDep, WebhookServiceDep
 from app.core.config import Settings
 from app.core.errors import AppError
 from app.schemas.webhook_event import WebhookEventRequest, WebhookReceipt
-from app.services.webhook_service import WebhookMalformed, WebhookStoreUnavailable
+from app.services.netvalve.webhooks import WebhookMalformed, WebhookStoreUnavailable
 
 router = APIRouter()
 

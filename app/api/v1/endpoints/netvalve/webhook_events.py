@@ -18,7 +18,7 @@ from app.schemas.webhook_event import (
     WebhookEventResponse,
     WebhookEventUpdate,
 )
-from app.services.webhook_service import WebhookEventNotFound
+from app.services.netvalve.webhooks import WebhookEventNotFound
 
 router = APIRouter(prefix="/webhook-events", tags=["webhook-events"])
 ERRORS = {**AUTH_ERRORS, **WebhookEventNotFound.schema()}

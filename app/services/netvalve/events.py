@@ -25,7 +25,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -40,42 +40,16 @@ from app.clients.netvalve import (
 )
 from app.core import metrics
 from app.core.config import Settings
-from app.core.money import from_minor_units
-from app.models.extra_charge import ExtraCharge, ExtraChargeStatus
-from app.models.payment import AttemptOutcome, Operation, Payment, PaymentAttempt, PaymentState
+from app.models.payment import Operation, Payment, PaymentAttempt, PaymentState
 from app.repositories.extra_charge_repository import ExtraChargeRepository
 from app.repositories.payment_repository import NOT_FOUND_RECHECKED, PaymentRepository
-from app.services.extra_charges import ExtraChargeService, give_back
-from app.services.medusa_notifications import LedgerMark, MedusaOutbox
-from app.services.netvalve_service import NetvalveService
-from app.services.proof import RECORD_KINDS, ROOT_OPERATIONS, minor_of, root_mismatch
+from app.services.netvalve.extra_charges import ExtraChargeService
+from app.services.netvalve.proof import RECORD_KINDS, minor_of, root_mismatch
+from app.services.netvalve.proven import ProvenTransactions
+from app.services.netvalve.reconciliation import Reconciler
+from app.services.netvalve.results import EventOutcome
 
 log = structlog.get_logger(__name__)
-
-# The states from which an operation NetValve made can be recorded, and the states that come
-# before them: an event for a capture, refund or cancel that finds the payment in an earlier
-# state overtook the event it depends on (webhooks are not ordered), so it waits for it.
-_APPLICABLE_FROM: dict[Operation, frozenset[PaymentState]] = {
-    Operation.CAPTURE: frozenset({PaymentState.AUTHORIZED}),
-    Operation.REFUND: frozenset({PaymentState.CAPTURED, PaymentState.PARTIALLY_REFUNDED}),
-    Operation.CANCEL: frozenset({PaymentState.AUTHORIZED}),
-}
-_UNPAID = frozenset({PaymentState.REQUIRES_PAYMENT, PaymentState.PENDING})
-_EARLIER: dict[Operation, frozenset[PaymentState]] = {
-    Operation.CAPTURE: _UNPAID,
-    Operation.REFUND: _UNPAID | {PaymentState.AUTHORIZED},
-    Operation.CANCEL: _UNPAID,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class EventOutcome:
-    """What applying an event did: `applied` it, `ignored` it (with why), asks to `retry` later,
-    or found no payment (`unmatched`, retried too: it may have overtaken our commit)."""
-
-    result: Literal["applied", "ignored", "retry", "unmatched"]
-    reason: str | None = None
-    payment_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,27 +70,20 @@ class _Proven:
     """Found through the order (no transaction id) as one the ledger did not hold yet."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Applied:
-    outcome: EventOutcome
-    extra_charge_id: uuid.UUID | None = None
-    already: bool = False  # the ledger held the transaction already
-
-
 class GatewayEventService:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         client: NetvalveClient,
-        payments: NetvalveService,
+        reconciler: Reconciler,
         settings: Settings,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._client = client
-        self._payments = payments
+        self._reconciler = reconciler
         self._settings = settings
         self._extra = ExtraChargeService(sessionmaker, client, settings)
-        self._outbox = MedusaOutbox(settings)
+        self._proven = ProvenTransactions(sessionmaker, settings)
 
     async def apply(
         self, operation: Operation | None, outcome: str, data: dict[str, Any]
@@ -147,7 +114,7 @@ class GatewayEventService:
         if open_attempt is not None:
             # Settle the open operation from NetValve's record of exactly it first, so that
             # this event is never taken for that operation's answer.
-            payment = await self._payments.reconcile(payment.id)
+            payment = await self._reconciler.reconcile(payment.id)
             if payment.in_flight is not None:
                 return EventOutcome(
                     "retry", "the payment has an operation NetValve has not settled", payment.id
@@ -156,7 +123,7 @@ class GatewayEventService:
                 return EventOutcome(
                     "applied", "settled the open operation from NetValve's record", payment.id
                 )
-        applied = await self._apply_proven(payment.id, operation, proven.record)
+        applied = await self._proven.apply(payment.id, operation, proven.record)
         if applied.already and proven.picked_fresh:
             # Without an id, the event was read as a transaction of its order that the ledger
             # lacked; a twin event took that very one meanwhile: read the order again.
@@ -176,7 +143,7 @@ class GatewayEventService:
                 "ignored", f"a {outcome} event moves no money and nothing is open", payment.id
             )
         before = payment.in_flight_attempt_id
-        settled = await self._payments.reconcile(payment.id)
+        settled = await self._reconciler.reconcile(payment.id)
         if settled.in_flight_attempt_id != before:
             return EventOutcome(
                 "applied", "the open operation was settled from NetValve's record", payment.id
@@ -322,187 +289,6 @@ class GatewayEventService:
             and parent.parent_id == payment.transaction_id
         )
 
-    # --- applying ----------------------------------------------------------------------------
-
-    async def _apply_proven(
-        self, payment_id: uuid.UUID, operation: Operation | None, record: TransactionRecord
-    ) -> _Applied:
-        """Apply a proven transaction under the payment's row lock. Nothing here answers a
-        request of Medusa's (NetValve's webhook, an operator's replay, the sweep's second look),
-        so a change Medusa is told of adds its notification to this same transaction."""
-        async with self._sessionmaker.begin() as session:
-            payment = await PaymentRepository(session).get(payment_id, for_update=True)
-            if payment is None:  # pragma: no cover - payments are never deleted
-                return _Applied(EventOutcome("unmatched", "the payment is gone"))
-            before = LedgerMark.of(payment)
-            applied = await self._apply_locked(session, payment, operation, record)
-            self._outbox.note(session, payment, before)
-            return applied
-
-    async def _apply_locked(
-        self,
-        session: AsyncSession,
-        payment: Payment,
-        operation: Operation | None,
-        record: TransactionRecord,
-    ) -> _Applied:
-        ledger = PaymentRepository(session)
-        if payment.in_flight is not None:
-            return _Applied(
-                EventOutcome("retry", "another operation started on the payment", payment.id)
-            )
-        extras = ExtraChargeRepository(session)
-        if operation is None:
-            disputed = await extras.for_transaction(record.transaction_id)
-            if disputed is not None:  # the cardholder's bank took an extra charge back
-                return _Applied(_charged_back_extra(payment, disputed, record))
-            return _Applied(self._apply_chargeback(payment, record))
-        if await ledger.applied(record.transaction_id) is not None:
-            return _Applied(
-                EventOutcome(
-                    "ignored",
-                    f"NetValve's transaction {record.transaction_id} is already in the ledger",
-                    payment.id,
-                ),
-                already=True,
-            )
-        if operation in ROOT_OPERATIONS:
-            return await self._apply_root(session, payment, record)
-        extra = await extras.for_transaction(record.parent_id or 0)
-        if extra is not None and extra.payment_id == payment.id:
-            return _Applied(_reversed_outside(ledger, payment, extra, operation, record))
-        return _Applied(self._apply_child(ledger, payment, operation, record))
-
-    async def _apply_root(
-        self, session: AsyncSession, payment: Payment, record: TransactionRecord
-    ) -> _Applied:
-        """A sale or authorization of one of our attempts that the ledger does not hold: the
-        payment's charge if it has none, else an extra charge."""
-        ledger = PaymentRepository(session)
-        attempt = await ledger.attempt_for_order(record.client_order_id or "")
-        if attempt is None:  # pragma: no cover - proven by _belongs moments ago
-            return _Applied(EventOutcome("ignored", "the attempt is gone", payment.id))
-        amount = _minor(record, payment) or 0
-        attempt.outcome = AttemptOutcome.APPROVED
-        attempt.transaction_id = record.transaction_id
-        attempt.response_code = record.response_code
-        attempt.response_message = record.response_message
-        attempt.resolved_at = attempt.resolved_at or _now()
-        # The charge only if it is for what the payment costs now: a late sale of an earlier
-        # amount (the cart changed since) must not show the payment as paid.
-        if payment.state is PaymentState.REQUIRES_PAYMENT and amount == payment.amount_minor:
-            sale = attempt.operation is Operation.SALE
-            attempt.reason = "late_approval"
-            payment.state = PaymentState.CAPTURED if sale else PaymentState.AUTHORIZED
-            payment.transaction_id = record.transaction_id
-            payment.settled_transaction_id = record.transaction_id if sale else None
-            payment.authorized_minor = amount
-            payment.captured_minor = amount if sale else 0
-            payment.card_number = record.card_number
-            payment.card_type = record.card_type
-            payment.response_code = record.response_code
-            payment.response_message = record.response_message
-            payment.decline_type = None
-            await session.flush()
-            log.warning(
-                "payment.late_approval",
-                payment_id=str(payment.id),
-                attempt_id=str(attempt.id),
-                transaction_id=record.transaction_id,
-            )
-            return _Applied(
-                EventOutcome("applied", "a late approval: the payment's charge", payment.id)
-            )
-        attempt.reason = "extra_charge"
-        charge = ExtraCharge(
-            id=uuid.uuid4(),
-            payment_id=payment.id,
-            attempt_id=attempt.id,
-            transaction_id=record.transaction_id,
-            operation=attempt.operation,
-            amount_minor=amount,
-            currency=payment.currency,
-            detail=f"NetValve approved attempt {attempt.client_order_id} while the payment was "
-            f"{payment.state.value} with transaction {payment.transaction_id}",
-        )
-        ExtraChargeRepository(session).add(charge)
-        payment.extra_charged_minor += amount
-        await session.flush()
-        metrics.EXTRA_CHARGES.labels("found").inc()
-        log.error(
-            "payment.extra_charge",
-            payment_id=str(payment.id),
-            transaction_id=record.transaction_id,
-            amount_minor=amount,
-        )
-        outcome = EventOutcome(
-            "applied",
-            f"an extra charge of {from_minor_units(amount, payment.currency)} "
-            f"{payment.currency}: NetValve approved transaction {record.transaction_id} beyond "
-            "the payment's own charge",
-            payment.id,
-        )
-        return _Applied(outcome, charge.id)
-
-    @staticmethod
-    def _apply_child(
-        ledger: PaymentRepository,
-        payment: Payment,
-        operation: Operation,
-        record: TransactionRecord,
-    ) -> EventOutcome:
-        amount = _minor(record, payment) or 0
-        if payment.state not in _APPLICABLE_FROM[operation]:
-            if payment.state in _EARLIER[operation]:
-                return EventOutcome(
-                    "retry", "an earlier event this one depends on is not applied yet", payment.id
-                )
-            return _disagreement(
-                payment, record, f"the payment is {payment.state.value}: no {operation.value}"
-            )
-        if operation is Operation.CAPTURE:
-            if amount > payment.authorized_minor:
-                return _disagreement(payment, record, "more than the ledger authorized")
-            payment.state = PaymentState.CAPTURED
-            payment.captured_minor = amount
-            payment.settled_transaction_id = record.transaction_id
-        elif operation is Operation.REFUND:
-            if amount > payment.captured_minor - payment.refunded_minor:
-                return _disagreement(payment, record, "more than the ledger has to refund")
-            payment.refunded_minor += amount
-            payment.state = (
-                PaymentState.REFUNDED
-                if payment.refunded_minor == payment.captured_minor
-                else PaymentState.PARTIALLY_REFUNDED
-            )
-        else:
-            payment.state = PaymentState.CANCELED
-        payment.response_code = record.response_code
-        payment.response_message = record.response_message
-        ledger.add_attempt(_recorded(payment, operation, amount, record, "webhook"))
-        log.info(
-            "payment.outside_operation_applied",
-            payment_id=str(payment.id),
-            operation=operation.value,
-            transaction_id=record.transaction_id,
-        )
-        return EventOutcome("applied", None, payment.id)
-
-    @staticmethod
-    def _apply_chargeback(payment: Payment, record: TransactionRecord) -> EventOutcome:
-        """The largest proven disputed amount is kept, so order and repetition do not matter;
-        the amount comes from NetValve's record, and never exceeds what was captured."""
-        disputed = min(
-            max((minor_of(amount, payment.currency) or 0) for amount in record.chargebacks),
-            payment.captured_minor,
-        )
-        if disputed <= payment.charged_back_minor:
-            return EventOutcome("ignored", "no larger chargeback than recorded", payment.id)
-        payment.charged_back_minor = disputed
-        payment.charged_back_at = payment.charged_back_at or _now()
-        log.warning("payment.charged_back", payment_id=str(payment.id), amount_minor=disputed)
-        return EventOutcome("applied", None, payment.id)
-
     # --- the sweep's second look -------------------------------------------------------------
 
     async def recheck_not_found(self, limit: int = 20) -> int:
@@ -527,7 +313,7 @@ class GatewayEventService:
         applied = False
         if payment is not None and record is not None and record.approved:
             if root_mismatch(record, attempt, payment.currency) is None:
-                outcome = await self._apply_proven(payment.id, attempt.operation, record)
+                outcome = await self._proven.apply(payment.id, attempt.operation, record)
                 if outcome.outcome.result == "retry":
                     return False
                 applied = outcome.outcome.result == "applied"
@@ -599,68 +385,3 @@ def _mismatch(
             f"the event's clientOrderId {named!r} is not NetValve's {record.client_order_id!r}",
         )
     return None
-
-
-def _disagreement(payment: Payment, record: TransactionRecord, why: str) -> EventOutcome:
-    """NetValve holds a proven transaction the ledger cannot take: flagged loudly."""
-    metrics.WEBHOOK_UNPROVEN.labels("ledger").inc()
-    log.error(
-        "payment.gateway_disagrees",
-        payment_id=str(payment.id),
-        transaction_id=record.transaction_id,
-        kind=record.kind,
-        why=why,
-    )
-    return EventOutcome(
-        "ignored",
-        f"NetValve's {record.kind} {record.transaction_id} cannot apply: {why}",
-        payment.id,
-    )
-
-
-def _recorded(
-    payment: Payment,
-    operation: Operation,
-    amount: int,
-    record: TransactionRecord,
-    reason: str,
-) -> PaymentAttempt:
-    return PaymentAttempt(
-        id=uuid.uuid4(),
-        payment_id=payment.id,
-        operation=operation,
-        amount_minor=amount,
-        outcome=AttemptOutcome.APPROVED,
-        transaction_id=record.transaction_id,
-        response_code=record.response_code,
-        response_message=record.response_message,
-        reason=reason,
-        resolved_at=_now(),
-    )
-
-
-def _reversed_outside(
-    ledger: PaymentRepository,
-    payment: Payment,
-    charge: ExtraCharge,
-    operation: Operation,
-    record: TransactionRecord,
-) -> EventOutcome:
-    """A void or refund of an extra charge made at NetValve (by an operator, or ours); refunds
-    may come in parts, and the charge is reversed once they add up to it."""
-    amount = _minor(record, payment) or 0
-    ledger.add_attempt(_recorded(payment, operation, amount, record, "extra_charge_reversal"))
-    given = charge.amount_minor if operation is Operation.CANCEL else amount
-    give_back(payment, charge, given, record.transaction_id)
-    return EventOutcome("applied", "a reversal of an extra charge", payment.id)
-
-
-def _charged_back_extra(
-    payment: Payment, charge: ExtraCharge, record: TransactionRecord
-) -> EventOutcome:
-    """The bank took the extra charge back: no longer held, and never to be refunded too."""
-    if charge.status is ExtraChargeStatus.REVERSED:
-        return EventOutcome("ignored", "the extra charge is reversed already", payment.id)
-    give_back(payment, charge, charge.amount_minor, None)
-    charge.detail = f"charged back by the cardholder's bank ({max(record.chargebacks)})"
-    return EventOutcome("applied", "a chargeback of an extra charge", payment.id)

@@ -39,7 +39,7 @@ from app.schemas.webhook_event import (
     WebhookEventUpdate,
     WebhookReceipt,
 )
-from app.services.gateway_events import GatewayEventService
+from app.services.netvalve.events import GatewayEventService
 
 log = structlog.get_logger(__name__)
 

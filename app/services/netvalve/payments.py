@@ -1,0 +1,489 @@
+"""The routes' use cases: pay, capture, refund, cancel and status.
+
+Each money operation runs in short phases, each its own transaction (Brandur Leach's "atomic
+phases"): (1) claim the payment with a conditional UPDATE and record the attempt, commit; (2) call
+NetValve with no database transaction open; (3) lock the payment row and apply the answer, commit.
+A payment whose `in_flight` operation is set admits no other operation, so two requests can never
+both move money for it, and a crash between phases leaves a marked attempt for the sweep.
+"""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+
+import structlog
+
+from app.clients.netvalve import (
+    AuthenticationFailed,
+    Declined,
+    NetvalveClient,
+    NetvalveResult,
+    Unavailable,
+    ValidationFailed,
+)
+from app.clients.netvalve import PaymentRequest as GatewayPayment
+from app.core.config import CaptureMode, Settings
+from app.core.money import exponent, from_minor_units, quantize, to_minor_units
+from app.db.errors import is_database_down
+from app.models.payment import (
+    AttemptOutcome,
+    Operation,
+    Payment,
+    PaymentAttempt,
+    PaymentState,
+)
+from app.repositories.payment_repository import HpfSessionRepository
+from app.schemas.netvalve import (
+    CancelRequest,
+    CaptureRequest,
+    RefundRequest,
+    StatusQuery,
+)
+from app.schemas.payment import PaymentRequest
+from app.services.netvalve.errors import (
+    InvalidAmount,
+    NetvalveError,
+    PaymentInProgress,
+    PaymentNotFound,
+    PaymentStateConflict,
+)
+from app.services.netvalve.ledger import Ledger, already_done, present
+from app.services.netvalve.medusa import MedusaCheckout, customer
+from app.services.netvalve.reconciliation import Reconciler
+from app.services.netvalve.results import (
+    PAID_STATES,
+    SETTLED_STATES,
+    ServiceResult,
+    to_response,
+)
+
+log = structlog.get_logger(__name__)
+
+UNAVAILABLE_RETRY_DELAYS = (0.2, 0.5)
+
+
+class AmountMismatch(NetvalveError):
+    """The request's amount differs from Medusa's payment session."""
+
+    status_code = 422
+
+
+class CaptureExceedsAuthorized(NetvalveError):
+    """The capture is more than the authorized amount not yet captured."""
+
+    status_code = 422
+
+
+class RefundExceedsCaptured(NetvalveError):
+    """The refund is more than the captured amount not yet refunded."""
+
+    status_code = 422
+
+
+class PaymentDeclined(NetvalveError):
+    """NetValve declined; the body carries the payment and NetValve's code."""
+
+    status_code = 402
+
+
+class GatewayValidationFailed(NetvalveError):
+    """NetValve refused the request's fields (e.g. an expired or used payment token)."""
+
+    status_code = 422
+
+
+class GatewayUnavailable(NetvalveError):
+    """NetValve could not be reached; nothing was sent, so a retry is safe."""
+
+    status_code = 503
+
+    def __init__(self, message: str = "NetValve could not be reached; retry shortly.") -> None:
+        super().__init__(message, headers={"Retry-After": "5"})
+
+
+class GatewayMisconfigured(NetvalveError):
+    """NetValve refused this service's credentials."""
+
+    status_code = 502
+    message = "NetValve refused this service's credentials; an operator must fix them."
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def positive_amount(amount: str) -> Decimal:
+    """A requested amount, refused unless ASCII digits (`Decimal()` reads any Unicode digit)
+    and above zero."""
+    try:
+        value = Decimal(amount) if amount.isascii() else None
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite():
+        raise InvalidAmount("The amount is not a decimal number of ASCII digits.")
+    if value <= 0:
+        raise InvalidAmount("The amount must be positive.")
+    return value
+
+
+class Payments:
+    def __init__(
+        self,
+        ledger: Ledger,
+        reconciler: Reconciler,
+        checkout: MedusaCheckout,
+        client: NetvalveClient,
+        settings: Settings,
+    ) -> None:
+        self._ledger = ledger
+        self._reconciler = reconciler
+        self._checkout = checkout
+        self._client = client
+        self._settings = settings
+
+    async def pay(
+        self, request: PaymentRequest, *, request_key: str | None = None
+    ) -> ServiceResult:
+        session = await self._checkout.session(request.payment_session_id, request.cart_id)
+        cart = await self._checkout.cart(session)
+        replayed = await self._checkout.payable(session, cart, request_key=request_key)
+        if replayed is not None:
+            return replayed
+        currency, amount = self._checkout.charge(session)
+        if request.amount is not None and Decimal(request.amount) != amount:
+            raise AmountMismatch(
+                f"The amount {request.amount} differs from the payment session's "
+                f"{amount} {currency}."
+            )
+        operation = (
+            Operation.SALE
+            if self._settings.netvalve_capture_mode is CaptureMode.SALE
+            else Operation.AUTHORIZE
+        )
+        amount_minor = to_minor_units(amount, currency)
+        async with self._ledger.open() as ledger:
+            payment = await ledger.ensure(
+                {
+                    "payment_session_id": session.id,
+                    "payment_collection_id": session.payment_collection_id,
+                    "cart_id": session.cart_id,
+                    "currency": currency,
+                    "amount_minor": amount_minor,
+                    "medusa_amount": session.amount,
+                    "mode": self._settings.netvalve_capture_mode.value,
+                }
+            )
+            claimed = await ledger.claim(payment.id, operation, {PaymentState.REQUIRES_PAYMENT})
+            if claimed is None:
+                # Lost a race (the checks above passed): the row as the winner left it decides.
+                current = present(await ledger.get(payment.id))
+                return await self._already(current, request_key)
+            if claimed.amount_minor != amount_minor:
+                log.info("payment.amount_changed", payment_id=str(payment.id))
+                claimed.amount_minor, claimed.medusa_amount = amount_minor, session.amount
+            attempt = PaymentAttempt(
+                id=uuid.uuid4(),
+                payment_id=payment.id,
+                operation=operation,
+                client_order_id=f"{payment.id.hex}-{claimed.attempts_count}",
+                amount_minor=amount_minor,
+                request_key=request_key,
+            )
+            ledger.add_attempt(attempt)
+            claimed.in_flight_attempt_id = attempt.id
+            # The token is spent from the moment it may reach NetValve (NetValve uses it up on
+            # any processed payment, approved or declined): no GET /hpf/session hands it out
+            # again. Done in the claim's transaction, so a GET that reads the HPF session after
+            # this commit sees it spent, and one that read it before sees the payment in flight.
+            await HpfSessionRepository(ledger.session).spend(request.payment_token, _now())
+        gateway_request = GatewayPayment(
+            amount=amount,
+            currency=currency,
+            client_order_id=str(attempt.client_order_id),
+            payment_token=request.payment_token,
+            customer=customer(cart, request.customer_ip),
+        )
+        result = await self._send_payment(operation, gateway_request)
+        payment = await self._apply(payment.id, attempt.id, result)
+        if payment.in_flight is not None:
+            payment = await self._reconciler.within_budget(payment.id)
+            result = await self._settled_answer(payment, attempt.id, result)
+        return self._outcome(payment, result)
+
+    async def _send_payment(self, operation: Operation, request: GatewayPayment) -> NetvalveResult:
+        send = self._client.sale if operation is Operation.SALE else self._client.authorize
+        result = await send(request)
+        for delay in UNAVAILABLE_RETRY_DELAYS:
+            # Only a request that provably never left may be sent again.
+            if not isinstance(result, Unavailable):
+                break
+            await asyncio.sleep(delay)
+            result = await send(request)
+        return result
+
+    async def _already(self, payment: Payment, request_key: str | None) -> ServiceResult:
+        if payment.in_flight is not None:
+            raise PaymentInProgress
+        if payment.state in PAID_STATES:
+            return await self._checkout.paid_again(payment, request_key)
+        raise PaymentStateConflict(f"The payment is {payment.state.value}; it cannot be paid.")
+
+    # --- capture, refund, cancel -------------------------------------------------------------
+
+    async def capture(self, request: CaptureRequest) -> ServiceResult:
+        if request.amount is not None:
+            positive_amount(request.amount)  # before any lookup: a zero is not "nothing left"
+        payment = await self._find(request.payment_id, request.transaction_id)
+        remaining = payment.authorized_minor - payment.captured_minor
+        amount_minor = self._requested(request.amount, payment.currency, default=remaining)
+        async with self._ledger.open() as ledger:
+            claimed = await ledger.claim(
+                payment.id,
+                Operation.CAPTURE,
+                {PaymentState.AUTHORIZED},
+                extra_condition=Payment.authorized_minor - Payment.captured_minor >= amount_minor,
+            )
+            if claimed is None:
+                current = present(await ledger.get(payment.id))
+                if current.state in SETTLED_STATES and current.captured_minor == amount_minor:
+                    return ServiceResult(200, to_response(current))  # already captured, same amount
+                self._refuse(current, PaymentState.AUTHORIZED, "captured")
+                raise CaptureExceedsAuthorized(
+                    f"At most {from_minor_units(remaining, current.currency)} "
+                    f"{current.currency} can be captured."
+                )
+            attempt = self._new_attempt(
+                claimed, Operation.CAPTURE, amount_minor, final_capture=amount_minor < remaining
+            )
+            ledger.add_attempt(attempt)
+        result = await self._client.capture(
+            present(claimed.transaction_id),
+            from_minor_units(amount_minor, claimed.currency),
+            final_capture=bool(attempt.final_capture),
+        )
+        return await self._finish(claimed.id, attempt.id, result)
+
+    async def refund(
+        self, request: RefundRequest, *, request_key: str | None = None
+    ) -> ServiceResult:
+        if request.amount is not None:
+            positive_amount(request.amount)  # before any lookup: a zero is not "nothing left"
+        payment = await self._find(request.payment_id, request.transaction_id)
+        if request_key is not None:
+            # A partial refund can be repeated, so the ledger's state cannot tell a retry from
+            # a second refund: the request key can. A retry resumes its own attempt.
+            resumed = await self._resume(payment.id, Operation.REFUND, request_key)
+            if resumed is not None:
+                return resumed
+        remaining = payment.captured_minor - payment.refunded_minor
+        amount_minor = self._requested(request.amount, payment.currency, default=remaining)
+        refundable = {PaymentState.CAPTURED, PaymentState.PARTIALLY_REFUNDED}
+        async with self._ledger.open() as ledger:
+            claimed = await ledger.claim(
+                payment.id,
+                Operation.REFUND,
+                refundable,
+                extra_condition=Payment.captured_minor - Payment.refunded_minor >= amount_minor,
+            )
+            if claimed is None:
+                current = present(await ledger.get(payment.id))
+                if current.state is PaymentState.REFUNDED and request.amount is None:
+                    return ServiceResult(200, to_response(current))  # already fully refunded
+                if current.in_flight is not None:
+                    raise PaymentInProgress
+                if current.state not in refundable:
+                    raise PaymentStateConflict(
+                        f"The payment is {current.state.value}; only captured payments refund."
+                    )
+                left = from_minor_units(
+                    current.captured_minor - current.refunded_minor, current.currency
+                )
+                raise RefundExceedsCaptured(f"At most {left} {current.currency} can be refunded.")
+            attempt = self._new_attempt(claimed, Operation.REFUND, amount_minor)
+            attempt.request_key = request_key
+            ledger.add_attempt(attempt)
+        result = await self._client.refund(
+            present(claimed.settled_transaction_id),
+            from_minor_units(amount_minor, claimed.currency),
+        )
+        return await self._finish(claimed.id, attempt.id, result)
+
+    async def cancel(self, request: CancelRequest) -> ServiceResult:
+        payment = await self._find(request.payment_id, request.transaction_id)
+        async with self._ledger.open() as ledger:
+            claimed = await ledger.claim(payment.id, Operation.CANCEL, {PaymentState.AUTHORIZED})
+            if claimed is None:
+                current = present(await ledger.get(payment.id))
+                if current.state is PaymentState.CANCELED:
+                    return ServiceResult(200, to_response(current))  # already cancelled
+                self._refuse(current, PaymentState.AUTHORIZED, "cancelled")
+                raise PaymentStateConflict("The payment cannot be cancelled.")
+            attempt = self._new_attempt(claimed, Operation.CANCEL, claimed.authorized_minor)
+            ledger.add_attempt(attempt)
+        result = await self._client.cancel(present(claimed.transaction_id))
+        return await self._finish(claimed.id, attempt.id, result)
+
+    async def _resume(
+        self, payment_id: uuid.UUID, operation: Operation, request_key: str
+    ) -> ServiceResult | None:
+        """The answer for a retried request whose attempt exists; None if it never happened."""
+        async with self._ledger.open() as ledger:
+            earlier = [
+                attempt
+                for attempt in await ledger.attempts(payment_id)
+                if attempt.operation is operation and attempt.request_key == request_key
+            ]
+        if not earlier:
+            return None
+        attempt = earlier[-1]
+        if attempt.resolved_at is None:
+            payment = await self._reconciler.within_budget(payment_id)
+            async with self._ledger.open() as ledger:
+                attempt = present(await ledger.attempt(attempt.id))
+            if attempt.resolved_at is None:
+                return ServiceResult(202, to_response(payment))
+        if attempt.outcome is not AttemptOutcome.APPROVED:
+            return None  # refused or never reached NetValve: a new attempt may go
+        async with self._ledger.open() as ledger:
+            return ServiceResult(200, to_response(present(await ledger.get(payment_id))))
+
+    def _refuse(self, current: Payment, needed: PaymentState, verb: str) -> None:
+        if current.in_flight is not None:
+            raise PaymentInProgress
+        if current.state is not needed:
+            raise PaymentStateConflict(
+                f"The payment is {current.state.value}; only an authorized payment is {verb}."
+            )
+
+    @staticmethod
+    def _new_attempt(
+        payment: Payment, operation: Operation, amount_minor: int, *, final_capture: bool = False
+    ) -> PaymentAttempt:
+        attempt = PaymentAttempt(
+            id=uuid.uuid4(),
+            payment_id=payment.id,
+            operation=operation,
+            amount_minor=amount_minor,
+            final_capture=final_capture if operation is Operation.CAPTURE else None,
+        )
+        payment.in_flight_attempt_id = attempt.id
+        return attempt
+
+    def _requested(self, amount: str | None, currency: str, *, default: int) -> int:
+        if amount is None:
+            minor = default
+        else:
+            value = positive_amount(amount)
+            if value != quantize(value, currency):
+                raise InvalidAmount(f"{currency} amounts have {exponent(currency)} decimals.")
+            minor = to_minor_units(value, currency)
+        if minor <= 0:
+            raise InvalidAmount("Nothing is left for this operation.")
+        return minor
+
+    async def _find(self, payment_id: uuid.UUID | None, transaction_id: int | None) -> Payment:
+        async with self._ledger.open() as ledger:
+            payment = await ledger.find(payment_id=payment_id, transaction_id=transaction_id)
+        if payment is None:
+            raise PaymentNotFound
+        return payment
+
+    async def _finish(
+        self, payment_id: uuid.UUID, attempt_id: uuid.UUID, result: NetvalveResult
+    ) -> ServiceResult:
+        payment = await self._apply(payment_id, attempt_id, result)
+        if isinstance(result, Declined) and already_done(result):
+            # NetValve says it is done already: its transaction record decides. The same
+            # operation done before (e.g. outside this service) answers with the payment.
+            payment = await self._reconciler.reconcile(
+                payment_id, settle_missing=True, notify_medusa=False
+            )
+            async with self._ledger.open() as ledger:
+                attempt = present(await ledger.attempt(attempt_id))
+            if attempt.outcome is AttemptOutcome.APPROVED:
+                return ServiceResult(200, to_response(payment))
+            raise PaymentStateConflict(result.response_message or "Already done.")
+        if payment.in_flight is not None:
+            payment = await self._reconciler.within_budget(payment_id)
+            result = await self._settled_answer(payment, attempt_id, result)
+        return self._outcome(payment, result)
+
+    async def _settled_answer(
+        self, payment: Payment, attempt_id: uuid.UUID, result: NetvalveResult
+    ) -> NetvalveResult:
+        """The answer to report once an unknown or pending outcome was settled: a refusal found
+        while settling is a refusal for the caller too, never a 200."""
+        async with self._ledger.open() as ledger:
+            attempt = present(await ledger.attempt(attempt_id))
+        if attempt.resolved_at is None or attempt.outcome is not AttemptOutcome.DECLINED:
+            return result
+        return Declined(
+            operation=attempt.operation.value,
+            http_status=200,
+            body={},
+            response_code=attempt.response_code,
+            response_message=attempt.response_message,
+            response_code_type="HARD DECLINE" if payment.decline_type == "hard" else "SOFT DECLINE",
+        )
+
+    async def _apply(
+        self, payment_id: uuid.UUID, attempt_id: uuid.UUID, result: NetvalveResult
+    ) -> Payment:
+        """Apply NetValve's direct answer to the request that sent it: that request answers
+        Medusa, so no notification."""
+        payment, _ = await self._ledger.apply(payment_id, attempt_id, result, notify_medusa=False)
+        return payment
+
+    def _outcome(self, payment: Payment, result: NetvalveResult) -> ServiceResult:
+        response = to_response(payment)
+        if payment.in_flight is not None or payment.state is PaymentState.PENDING:
+            return ServiceResult(202, response)
+        if isinstance(result, Declined):
+            raise PaymentDeclined(
+                result.response_message or "NetValve declined the request.",
+                extra={
+                    "payment": response.model_dump(mode="json"),
+                    "response_code": result.response_code,
+                    "response_message": result.response_message,
+                    "decline_type": "hard" if result.hard else "soft",
+                },
+            )
+        if isinstance(result, ValidationFailed):
+            raise GatewayValidationFailed(
+                "; ".join(error.response_message for error in result.errors)
+                or "NetValve refused the request.",
+                extra={"response_codes": [error.response_code for error in result.errors]},
+            )
+        if isinstance(result, AuthenticationFailed):
+            log.error("netvalve.credentials_refused", response_code=result.response_code)
+            raise GatewayMisconfigured
+        if isinstance(result, Unavailable):
+            raise GatewayUnavailable
+        return ServiceResult(200, response)
+
+    async def status(self, query: StatusQuery) -> ServiceResult:
+        async with self._ledger.open() as ledger:
+            payment = await ledger.find(
+                payment_id=query.payment_id,
+                transaction_id=query.transaction_id,
+                payment_session_id=query.payment_session_id,
+                cart_id=query.cart_id,
+            )
+        if payment is None:
+            raise PaymentNotFound
+        if query.refresh:
+            payment = await self._refreshed(payment)
+        return ServiceResult(202 if payment.in_flight else 200, to_response(payment))
+
+    async def _refreshed(self, payment: Payment) -> Payment:
+        """The payment after a look at NetValve's records; as it is if that look fails, since
+        a status read must answer whatever NetValve or the records hold."""
+        try:
+            return await self._reconciler.reconcile(payment.id)
+        except Exception as error:
+            if is_database_down(error):
+                raise
+            log.exception("payment.refresh_failed", payment_id=str(payment.id))
+            async with self._ledger.open() as ledger:
+                return present(await ledger.get(payment.id))
