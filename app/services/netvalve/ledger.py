@@ -1,4 +1,4 @@
-"""The ledger: applying NetValve's answer for one attempt to the payment and the attempt.
+"""The ledger: applying how an attempt ended (a `Settlement`) to the payment and the attempt.
 
 An answer is applied at most once, under the payment's row lock, and only while the attempt is
 still the payment's open operation: whoever applies first (the request, the sweep, a webhook)
@@ -9,36 +9,20 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.clients.netvalve import (
-    Approved,
-    AuthenticationFailed,
-    Declined,
-    NetvalveResult,
-    Pending,
-    UnknownOutcome,
-    ValidationFailed,
-)
 from app.core.config import Settings
-from app.models.payment import (
-    AttemptOutcome,
-    Operation,
-    Payment,
-    PaymentAttempt,
-    PaymentState,
-)
+from app.models.payment import AttemptOutcome, Operation, Payment, PaymentAttempt, PaymentState
 from app.repositories.payment_repository import NOT_FOUND, PaymentRepository
 from app.schemas.payment import PaymentUpdate
 from app.services.medusa_notifications import LedgerMark, MedusaOutbox
 from app.services.netvalve.proof import ROOT_OPERATIONS
+from app.services.netvalve.settlement import Settlement
 
 log = structlog.get_logger(__name__)
-
-_ALREADY = {"GTW_2045", "GTW_2046", "GTW_2047"}
 
 T = TypeVar("T")
 
@@ -70,11 +54,11 @@ class Ledger:
         self,
         payment_id: uuid.UUID,
         attempt_id: uuid.UUID,
-        result: NetvalveResult,
+        settlement: Settlement,
         *,
         notify_medusa: bool,
     ) -> tuple[Payment, bool]:
-        """Apply `result` to the attempt; False if another caller settled the attempt first.
+        """Apply `settlement` to the attempt; False if another caller resolved it first.
 
         With `notify_medusa`, a change Medusa is told of (see app/services/medusa_notifications)
         adds its notification to this same transaction: it exists if and only if the change
@@ -88,7 +72,8 @@ class Ledger:
                 # Settled meanwhile (by the sweep, the request or a webhook): the record the
                 # winner wrote stands, its transaction id above all, which dedups webhooks.
                 return payment, False
-            named = result.transaction_id if isinstance(result, Approved | Pending) else None
+            answered = settlement.outcome in (AttemptOutcome.APPROVED, AttemptOutcome.PENDING)
+            named = settlement.transaction_id if answered else None
             if named is not None and await ledger.applied_elsewhere(named, attempt.id):
                 # An answer naming a transaction the ledger already holds cannot be this
                 # attempt's: it stays open and is settled from NetValve's record of our own
@@ -98,18 +83,16 @@ class Ledger:
                     payment_id=str(payment.id),
                     transaction_id=named,
                 )
-                result = UnknownOutcome(
-                    operation=result.operation,
-                    http_status=200,
-                    reason="known_transaction",
+                settlement = Settlement(
+                    outcome=AttemptOutcome.UNKNOWN, http_status=200, reason="known_transaction"
                 )
-            _record(attempt, result)
-            if is_not_found_answer(result) and attempt.client_order_id is not None:
+            _record(attempt, settlement)
+            if settlement.not_found and attempt.client_order_id is not None:
                 attempt.reason = NOT_FOUND  # looked up once more later: see GatewayEventService
-            changes = _changes(payment, attempt, result)
+            changes = _changes(payment, attempt, settlement)
             ledger.apply(payment, changes)
-            await _record_absorbed_refunds(ledger, payment, attempt, result)
-            if resolved(result):
+            await _record_absorbed_refunds(ledger, payment, attempt, settlement)
+            if settlement.final:
                 payment.in_flight = None
                 payment.in_flight_attempt_id = None
                 attempt.resolved_at = _now()
@@ -123,7 +106,7 @@ class Ledger:
                     ledger.session,
                     payment,
                     before,
-                    charge_ended=attempt.operation in ROOT_OPERATIONS and resolved(result),
+                    charge_ended=attempt.operation in ROOT_OPERATIONS and settlement.final,
                 )
             log.info(
                 "payment.attempt_applied",
@@ -136,19 +119,14 @@ class Ledger:
 
 
 async def _record_absorbed_refunds(
-    ledger: PaymentRepository,
-    payment: Payment,
-    attempt: PaymentAttempt,
-    result: NetvalveResult,
+    ledger: PaymentRepository, payment: Payment, attempt: PaymentAttempt, settlement: Settlement
 ) -> None:
-    """A refund settled from NetValve's record takes the record's total, which includes
+    """A refund resolved from NetValve's record takes the record's total, which includes
     refunds made at NetValve that the ledger has not seen yet. The attempt takes one refund
     of its own amount that the ledger does not hold yet; each other one is recorded as
     applied, so that their webhooks change nothing when they arrive."""
-    if attempt.operation is not Operation.REFUND or not isinstance(result, Approved):
-        return
-    absorbed = result.body.get("absorbedRefunds")
-    if absorbed is None:
+    absorbed = settlement.absorbed_refunds
+    if attempt.operation is not Operation.REFUND or absorbed is None:
         return  # a direct answer: it names its own transaction
     fresh = [
         (transaction_id, amount_minor)
@@ -170,131 +148,108 @@ async def _record_absorbed_refunds(
                 outcome=AttemptOutcome.APPROVED,
                 transaction_id=transaction_id,
                 reason="netvalve_record",
-                response_code=result.response_code,
-                response_message=result.response_message,
+                response_code=settlement.response_code,
+                response_message=settlement.response_message,
                 resolved_at=_now(),
             )
         )
 
 
-def _changes(payment: Payment, attempt: PaymentAttempt, result: NetvalveResult) -> PaymentUpdate:
-    operation = attempt.operation
-    amount = attempt.amount_minor or 0
-    if isinstance(result, Approved):
-        fields = _gateway_fields(result) | {"decline_type": None}
-        if operation in (Operation.SALE, Operation.AUTHORIZE):
-            captured = amount if operation is Operation.SALE else 0
-            return PaymentUpdate(
-                state=PaymentState.CAPTURED if captured else PaymentState.AUTHORIZED,
-                transaction_id=result.transaction_id,
-                settled_transaction_id=result.transaction_id if captured else None,
-                authorized_minor=amount,
-                captured_minor=captured,
-                **fields,
-            )
-        if operation is Operation.CAPTURE:
-            # From NetValve's record when settled from it (the amount actually captured).
-            captured = min(int(result.body.get("ledgerMinor", amount)), payment.authorized_minor)
-            return PaymentUpdate(
-                state=PaymentState.CAPTURED,
-                captured_minor=captured,
-                settled_transaction_id=result.transaction_id,
-                response_code=result.response_code,
-                response_message=result.response_message,
-            )
-        if operation is Operation.REFUND:
-            refunded = min(
-                int(result.body.get("ledgerMinor", payment.refunded_minor + amount)),
-                payment.captured_minor,
-            )
-            return PaymentUpdate(
-                state=PaymentState.REFUNDED
-                if refunded == payment.captured_minor
-                else PaymentState.PARTIALLY_REFUNDED,
-                refunded_minor=refunded,
-                response_code=result.response_code,
-                response_message=result.response_message,
-            )
-        return PaymentUpdate(
-            state=PaymentState.CANCELED,
-            response_code=result.response_code,
-            response_message=result.response_message,
-        )
-    if isinstance(result, Pending | UnknownOutcome) or already_done(result):
-        if operation in (Operation.SALE, Operation.AUTHORIZE) and not already_done(result):
+def _changes(payment: Payment, attempt: PaymentAttempt, settlement: Settlement) -> PaymentUpdate:
+    if settlement.outcome is AttemptOutcome.APPROVED:
+        return _approved(payment, attempt, settlement)
+    root = attempt.operation in ROOT_OPERATIONS
+    if not settlement.final:
+        if root and not settlement.already_done:
             pending = PaymentUpdate(state=PaymentState.PENDING)
-            if isinstance(result, Pending):
-                pending.transaction_id = result.transaction_id
+            if settlement.outcome is AttemptOutcome.PENDING:
+                pending.transaction_id = settlement.transaction_id
             return pending
         return PaymentUpdate()
-    # A refusal: a payment attempt may be retried with a new token; an operation on a
-    # settled payment leaves it as it was.
-    update = PaymentUpdate()
-    if operation in (Operation.SALE, Operation.AUTHORIZE):
-        update.state = PaymentState.REQUIRES_PAYMENT
-        update.transaction_id = None  # a pending answer's id, now declined: no charge
-    if isinstance(result, Declined):
-        update.response_code = result.response_code
-        update.response_message = result.response_message
-        if operation in (Operation.SALE, Operation.AUTHORIZE):
-            update.decline_type = "hard" if result.hard else "soft"
-            if result.body.get("cardNumber"):
-                update.card_number = result.body.get("cardNumber")
-                update.card_type = result.body.get("cardType")
-    elif isinstance(result, ValidationFailed) and result.errors:
-        update.response_code = result.errors[0].response_code
-        update.response_message = result.errors[0].response_message
+    return _refused(attempt, settlement)
+
+
+def _approved(payment: Payment, attempt: PaymentAttempt, settlement: Settlement) -> PaymentUpdate:
+    operation, amount = attempt.operation, attempt.amount_minor or 0
+    if operation in ROOT_OPERATIONS:
+        captured = amount if operation is Operation.SALE else 0
+        update = PaymentUpdate(
+            state=PaymentState.CAPTURED if captured else PaymentState.AUTHORIZED,
+            transaction_id=settlement.transaction_id,
+            settled_transaction_id=settlement.transaction_id if captured else None,
+            authorized_minor=amount,
+            captured_minor=captured,
+            card_number=settlement.card_number,
+            card_type=settlement.card_type,
+            decline_type=None,
+        )
+    elif operation is Operation.CAPTURE:
+        # From NetValve's record when resolved from it (the amount actually captured).
+        reported = settlement.captured_minor
+        update = PaymentUpdate(
+            state=PaymentState.CAPTURED,
+            captured_minor=min(amount if reported is None else reported, payment.authorized_minor),
+            settled_transaction_id=settlement.transaction_id,
+        )
+    elif operation is Operation.REFUND:
+        total = settlement.refunded_minor
+        refunded = min(
+            payment.refunded_minor + amount if total is None else total, payment.captured_minor
+        )
+        update = PaymentUpdate(
+            state=PaymentState.REFUNDED
+            if refunded == payment.captured_minor
+            else PaymentState.PARTIALLY_REFUNDED,
+            refunded_minor=refunded,
+        )
+    else:
+        update = PaymentUpdate(state=PaymentState.CANCELED)
+    update.response_code = settlement.response_code
+    update.response_message = settlement.response_message
     return update
 
 
-def _gateway_fields(result: Approved | Pending | Declined) -> dict[str, Any]:
-    body = result.body
-    return {
-        "response_code": result.response_code,
-        "response_message": result.response_message,
-        "card_number": body.get("cardNumber") or None,
-        "card_type": body.get("cardType") or None,
-    }
+def _refused(attempt: PaymentAttempt, settlement: Settlement) -> PaymentUpdate:
+    """A refusal: a payment attempt may be retried with a new token; an operation on a
+    captured payment leaves it as it was."""
+    root = attempt.operation in ROOT_OPERATIONS
+    update = PaymentUpdate()
+    if root:
+        update.state = PaymentState.REQUIRES_PAYMENT
+        update.transaction_id = None  # a pending answer's id, now declined: no charge
+    if settlement.outcome is AttemptOutcome.DECLINED:
+        update.response_code = settlement.response_code
+        update.response_message = settlement.response_message
+        if root:
+            update.decline_type = "hard" if settlement.hard_decline else "soft"
+            if settlement.card_number:
+                update.card_number = settlement.card_number
+                update.card_type = settlement.card_type
+    elif (
+        settlement.outcome is AttemptOutcome.VALIDATION_FAILED
+        and settlement.response_code is not None
+    ):
+        update.response_code = settlement.response_code
+        update.response_message = settlement.response_message
+    return update
 
 
-def _record(attempt: PaymentAttempt, result: NetvalveResult) -> None:
-    attempt.http_status = result.http_status
-    attempt.elapsed_ms = result.elapsed_ms
-    if isinstance(result, Approved | Pending | Declined):
-        attempt.outcome = {
-            Approved: AttemptOutcome.APPROVED,
-            Pending: AttemptOutcome.PENDING,
-            Declined: AttemptOutcome.DECLINED,
-        }[type(result)]
-        attempt.response_code = result.response_code
-        attempt.response_message = result.response_message
-        attempt.transaction_id = result.transaction_id or attempt.transaction_id
-    elif isinstance(result, ValidationFailed):
-        attempt.outcome = AttemptOutcome.VALIDATION_FAILED
-        attempt.response_code = result.errors[0].response_code if result.errors else None
-    elif isinstance(result, AuthenticationFailed):
-        attempt.outcome = AttemptOutcome.AUTHENTICATION_FAILED
-        attempt.response_code = result.response_code
-    elif isinstance(result, UnknownOutcome):
-        attempt.outcome = AttemptOutcome.UNKNOWN
-        attempt.reason = result.reason
+def _record(attempt: PaymentAttempt, settlement: Settlement) -> None:
+    attempt.http_status = settlement.http_status
+    attempt.elapsed_ms = settlement.elapsed_ms
+    attempt.outcome = settlement.outcome
+    if settlement.outcome in (
+        AttemptOutcome.APPROVED,
+        AttemptOutcome.PENDING,
+        AttemptOutcome.DECLINED,
+    ):
+        attempt.response_code = settlement.response_code
+        attempt.response_message = settlement.response_message
+        attempt.transaction_id = settlement.transaction_id or attempt.transaction_id
+    elif settlement.outcome in (
+        AttemptOutcome.VALIDATION_FAILED,
+        AttemptOutcome.AUTHENTICATION_FAILED,
+    ):
+        attempt.response_code = settlement.response_code
     else:
-        attempt.outcome = AttemptOutcome.UNAVAILABLE
-        attempt.reason = result.reason
-
-
-def resolved(result: NetvalveResult) -> bool:
-    return not isinstance(result, Pending | UnknownOutcome) and not already_done(result)
-
-
-def already_done(result: NetvalveResult) -> bool:
-    """NetValve refused a capture, refund or cancel as already done: its record must decide."""
-    return (
-        isinstance(result, Declined)
-        and result.response_code in _ALREADY
-        and result.operation in ("capture", "refund", "cancel")
-    )
-
-
-def is_not_found_answer(result: NetvalveResult) -> bool:
-    return isinstance(result, Declined) and result.http_status == 404
+        attempt.reason = settlement.reason

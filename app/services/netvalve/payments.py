@@ -15,31 +15,17 @@ from decimal import Decimal, InvalidOperation
 import structlog
 
 from app.clients.netvalve import (
-    AuthenticationFailed,
-    Declined,
     NetvalveClient,
     NetvalveResult,
     Unavailable,
-    ValidationFailed,
 )
 from app.clients.netvalve import PaymentRequest as GatewayPayment
 from app.core.config import CaptureMode, Settings
 from app.core.money import exponent, from_minor_units, quantize, to_minor_units
 from app.db.errors import is_database_down
-from app.models.payment import (
-    AttemptOutcome,
-    Operation,
-    Payment,
-    PaymentAttempt,
-    PaymentState,
-)
+from app.models.payment import AttemptOutcome, Operation, Payment, PaymentAttempt, PaymentState
 from app.repositories.payment_repository import HpfSessionRepository
-from app.schemas.netvalve import (
-    CancelRequest,
-    CaptureRequest,
-    RefundRequest,
-    StatusQuery,
-)
+from app.schemas.netvalve import CancelRequest, CaptureRequest, RefundRequest, StatusQuery
 from app.schemas.payment import PaymentRequest
 from app.services.netvalve.errors import (
     InvalidAmount,
@@ -48,15 +34,11 @@ from app.services.netvalve.errors import (
     PaymentNotFound,
     PaymentStateConflict,
 )
-from app.services.netvalve.ledger import Ledger, already_done, present
+from app.services.netvalve.ledger import Ledger, present
 from app.services.netvalve.medusa import MedusaCheckout, customer
 from app.services.netvalve.reconciliation import Reconciler
-from app.services.netvalve.results import (
-    PAID_STATES,
-    SETTLED_STATES,
-    ServiceResult,
-    to_response,
-)
+from app.services.netvalve.results import PAID_STATES, SETTLED_STATES, ServiceResult, to_response
+from app.services.netvalve.settlement import Settlement, settlement_of
 
 log = structlog.get_logger(__name__)
 
@@ -204,12 +186,12 @@ class Payments:
             payment_token=request.payment_token,
             customer=customer(cart, request.customer_ip),
         )
-        result = await self._send_payment(operation, gateway_request)
-        payment = await self._apply(payment.id, attempt.id, result)
+        settlement = settlement_of(await self._send_payment(operation, gateway_request))
+        payment = await self._apply(payment.id, attempt.id, settlement)
         if payment.in_flight is not None:
             payment = await self._reconciler.within_budget(payment.id)
-            result = await self._settled_answer(payment, attempt.id, result)
-        return self._outcome(payment, result)
+            settlement = await self._settled_answer(payment, attempt.id, settlement)
+        return self._outcome(payment, settlement)
 
     async def _send_payment(self, operation: Operation, request: GatewayPayment) -> NetvalveResult:
         send = self._client.sale if operation is Operation.SALE else self._client.authorize
@@ -257,12 +239,12 @@ class Payments:
                 claimed, Operation.CAPTURE, amount_minor, final_capture=amount_minor < remaining
             )
             ledger.add_attempt(attempt)
-        result = await self._client.capture(
+        answer = await self._client.capture(
             present(claimed.transaction_id),
             from_minor_units(amount_minor, claimed.currency),
             final_capture=bool(attempt.final_capture),
         )
-        return await self._finish(claimed.id, attempt.id, result)
+        return await self._finish(claimed.id, attempt.id, settlement_of(answer))
 
     async def refund(
         self, request: RefundRequest, *, request_key: str | None = None
@@ -303,11 +285,11 @@ class Payments:
             attempt = self._new_attempt(claimed, Operation.REFUND, amount_minor)
             attempt.request_key = request_key
             ledger.add_attempt(attempt)
-        result = await self._client.refund(
+        answer = await self._client.refund(
             present(claimed.settled_transaction_id),
             from_minor_units(amount_minor, claimed.currency),
         )
-        return await self._finish(claimed.id, attempt.id, result)
+        return await self._finish(claimed.id, attempt.id, settlement_of(answer))
 
     async def cancel(self, request: CancelRequest) -> ServiceResult:
         payment = await self._find(request.payment_id, request.transaction_id)
@@ -321,8 +303,8 @@ class Payments:
                 raise PaymentStateConflict("The payment cannot be cancelled.")
             attempt = self._new_attempt(claimed, Operation.CANCEL, claimed.authorized_minor)
             ledger.add_attempt(attempt)
-        result = await self._client.cancel(present(claimed.transaction_id))
-        return await self._finish(claimed.id, attempt.id, result)
+        answer = await self._client.cancel(present(claimed.transaction_id))
+        return await self._finish(claimed.id, attempt.id, settlement_of(answer))
 
     async def _resume(
         self, payment_id: uuid.UUID, operation: Operation, request_key: str
@@ -390,10 +372,10 @@ class Payments:
         return payment
 
     async def _finish(
-        self, payment_id: uuid.UUID, attempt_id: uuid.UUID, result: NetvalveResult
+        self, payment_id: uuid.UUID, attempt_id: uuid.UUID, settlement: Settlement
     ) -> ServiceResult:
-        payment = await self._apply(payment_id, attempt_id, result)
-        if isinstance(result, Declined) and already_done(result):
+        payment = await self._apply(payment_id, attempt_id, settlement)
+        if settlement.already_done:
             # NetValve says it is done already: its transaction record decides. The same
             # operation done before (e.g. outside this service) answers with the payment.
             payment = await self._reconciler.reconcile(
@@ -403,62 +385,64 @@ class Payments:
                 attempt = present(await ledger.attempt(attempt_id))
             if attempt.outcome is AttemptOutcome.APPROVED:
                 return ServiceResult(200, to_response(payment))
-            raise PaymentStateConflict(result.response_message or "Already done.")
+            raise PaymentStateConflict(settlement.response_message or "Already done.")
         if payment.in_flight is not None:
             payment = await self._reconciler.within_budget(payment_id)
-            result = await self._settled_answer(payment, attempt_id, result)
-        return self._outcome(payment, result)
+            settlement = await self._settled_answer(payment, attempt_id, settlement)
+        return self._outcome(payment, settlement)
 
     async def _settled_answer(
-        self, payment: Payment, attempt_id: uuid.UUID, result: NetvalveResult
-    ) -> NetvalveResult:
+        self, payment: Payment, attempt_id: uuid.UUID, settlement: Settlement
+    ) -> Settlement:
         """The answer to report once an unknown or pending outcome was settled: a refusal found
         while settling is a refusal for the caller too, never a 200."""
         async with self._ledger.open() as ledger:
             attempt = present(await ledger.attempt(attempt_id))
         if attempt.resolved_at is None or attempt.outcome is not AttemptOutcome.DECLINED:
-            return result
-        return Declined(
-            operation=attempt.operation.value,
-            http_status=200,
-            body={},
+            return settlement
+        return Settlement(
+            outcome=AttemptOutcome.DECLINED,
             response_code=attempt.response_code,
             response_message=attempt.response_message,
-            response_code_type="HARD DECLINE" if payment.decline_type == "hard" else "SOFT DECLINE",
+            hard_decline=payment.decline_type == "hard",
         )
 
     async def _apply(
-        self, payment_id: uuid.UUID, attempt_id: uuid.UUID, result: NetvalveResult
+        self, payment_id: uuid.UUID, attempt_id: uuid.UUID, settlement: Settlement
     ) -> Payment:
         """Apply NetValve's direct answer to the request that sent it: that request answers
         Medusa, so no notification."""
-        payment, _ = await self._ledger.apply(payment_id, attempt_id, result, notify_medusa=False)
+        payment, _ = await self._ledger.apply(
+            payment_id, attempt_id, settlement, notify_medusa=False
+        )
         return payment
 
-    def _outcome(self, payment: Payment, result: NetvalveResult) -> ServiceResult:
+    def _outcome(self, payment: Payment, settlement: Settlement) -> ServiceResult:
         response = to_response(payment)
         if payment.in_flight is not None or payment.state is PaymentState.PENDING:
             return ServiceResult(202, response)
-        if isinstance(result, Declined):
+        outcome = settlement.outcome
+        if outcome is AttemptOutcome.DECLINED:
             raise PaymentDeclined(
-                result.response_message or "NetValve declined the request.",
+                settlement.response_message or "NetValve declined the request.",
                 extra={
                     "payment": response.model_dump(mode="json"),
-                    "response_code": result.response_code,
-                    "response_message": result.response_message,
-                    "decline_type": "hard" if result.hard else "soft",
+                    "response_code": settlement.response_code,
+                    "response_message": settlement.response_message,
+                    "decline_type": "hard" if settlement.hard_decline else "soft",
                 },
             )
-        if isinstance(result, ValidationFailed):
+        if outcome is AttemptOutcome.VALIDATION_FAILED:
+            errors = settlement.field_errors
             raise GatewayValidationFailed(
-                "; ".join(error.response_message for error in result.errors)
+                "; ".join(error.response_message for error in errors)
                 or "NetValve refused the request.",
-                extra={"response_codes": [error.response_code for error in result.errors]},
+                extra={"response_codes": [error.response_code for error in errors]},
             )
-        if isinstance(result, AuthenticationFailed):
-            log.error("netvalve.credentials_refused", response_code=result.response_code)
+        if outcome is AttemptOutcome.AUTHENTICATION_FAILED:
+            log.error("netvalve.credentials_refused", response_code=settlement.response_code)
             raise GatewayMisconfigured
-        if isinstance(result, Unavailable):
+        if outcome is AttemptOutcome.UNAVAILABLE:
             raise GatewayUnavailable
         return ServiceResult(200, response)
 

@@ -7,7 +7,7 @@ Everything here is pure: the callers fetch the records and own the ledger.
 
 from decimal import Decimal
 
-from app.clients.netvalve import Approved, Declined, Pending, TransactionRecord
+from app.clients.netvalve import TransactionRecord
 from app.core.money import exponent, quantize
 from app.models.payment import Operation, PaymentAttempt
 
@@ -50,24 +50,3 @@ def root_mismatch(record: TransactionRecord, attempt: PaymentAttempt, currency: 
     if amount is None or amount != attempt.amount_minor:
         return f"NetValve's record is for {record.amount} {currency}, not the amount sent"
     return None
-
-
-def record_answer(operation: Operation, record: TransactionRecord) -> Approved | Pending | Declined:
-    """A root record, read as the answer its sale or authorization would have had."""
-    body = {
-        "transactionID": record.transaction_id,
-        "cardNumber": record.card_number,
-        "cardType": record.card_type,
-    }
-    kind: type[Approved | Pending | Declined] = (
-        Approved if record.approved else Pending if record.outcome == "pending" else Declined
-    )
-    return kind(
-        operation=operation.value,
-        http_status=200,
-        body=body,
-        response_code=record.response_code,
-        response_message=record.response_message,
-        response_code_type=record.response_code_type
-        or ("APPROVED" if record.approved else "PENDING" if kind is Pending else "SOFT DECLINE"),
-    )

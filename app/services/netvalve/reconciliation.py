@@ -16,9 +16,7 @@ import structlog
 
 from app.clients.netvalve import (
     Approved,
-    Declined,
     NetvalveClient,
-    NetvalveResult,
     TransactionRecord,
     is_not_found,
     read_record,
@@ -26,7 +24,7 @@ from app.clients.netvalve import (
 from app.core import metrics
 from app.core.config import Settings
 from app.db.errors import is_database_down
-from app.models.payment import Operation, Payment, PaymentAttempt
+from app.models.payment import AttemptOutcome, Operation, Payment, PaymentAttempt
 from app.repositories.payment_repository import RECONCILE_LEASE
 from app.services.netvalve.errors import PaymentNotFound
 from app.services.netvalve.ledger import Ledger, present
@@ -34,9 +32,9 @@ from app.services.netvalve.proof import (
     RECORD_KINDS,
     ROOT_OPERATIONS,
     minor_of,
-    record_answer,
     root_mismatch,
 )
+from app.services.netvalve.settlement import Settlement, settlement_of_record
 
 log = structlog.get_logger(__name__)
 
@@ -78,11 +76,7 @@ class Reconciler:
         return payment
 
     async def reconcile(
-        self,
-        payment_id: uuid.UUID,
-        *,
-        settle_missing: bool = False,
-        notify_medusa: bool = True,
+        self, payment_id: uuid.UUID, *, settle_missing: bool = False, notify_medusa: bool = True
     ) -> Payment:
         """Settle the payment's unresolved operation from NetValve's own records.
 
@@ -123,18 +117,18 @@ class Reconciler:
             if confirm_settled and payment.transaction_id is not None and payment.in_flight is None:
                 return await self._sync_settled(payment), False
             return payment, False
-        result = await self._evidence(payment, attempt, settle_missing=settle_missing)
-        if result is None:
+        settlement = await self._evidence(payment, attempt, settle_missing=settle_missing)
+        if settlement is None:
             return payment, False
         payment, applied = await self._ledger.apply(
-            payment.id, attempt.id, result, notify_medusa=notify_medusa
+            payment.id, attempt.id, settlement, notify_medusa=notify_medusa
         )
         return payment, applied and payment.in_flight is None
 
     async def _evidence(
         self, payment: Payment, attempt: PaymentAttempt, *, settle_missing: bool
-    ) -> NetvalveResult | None:
-        """What NetValve's records say about `attempt`, as the answer it would have given."""
+    ) -> Settlement | None:
+        """What NetValve's records say about `attempt`; None if they do not tell yet."""
         grace = timedelta(seconds=self._settings.netvalve_not_found_grace_seconds)
         old_enough = settle_missing or _now() - attempt.created_at >= grace
         if attempt.operation in ROOT_OPERATIONS:
@@ -152,11 +146,11 @@ class Reconciler:
         done = _child_done(record, attempt, payment)
         if done is not None:
             return done
-        return _not_found(attempt) if old_enough else None
+        return _not_found() if old_enough else None
 
     async def _root_evidence(
         self, payment: Payment, attempt: PaymentAttempt, *, old_enough: bool
-    ) -> NetvalveResult | None:
+    ) -> Settlement | None:
         """The sale or authorization `attempt` sent, from NetValve's record of exactly it: by
         the transaction id NetValve gave this attempt, else by the attempt's own clientOrderId.
         A record that is not this attempt's (another type, order, amount or currency) settles
@@ -167,9 +161,9 @@ class Reconciler:
             found = await self._client.get_order(client_order_id=attempt.client_order_id)
         else:
             # Opened by an earlier version for a webhook, never sent: nothing to wait for.
-            return _not_found(attempt)
+            return _not_found()
         if is_not_found(found):
-            return _not_found(attempt) if old_enough else None
+            return _not_found() if old_enough else None
         record = read_record(found)
         if record is None:
             return None
@@ -185,7 +179,7 @@ class Reconciler:
                 mismatch=mismatch,
             )
             return None
-        return record_answer(attempt.operation, record)
+        return settlement_of_record(record)
 
     async def _sync_settled(self, payment: Payment) -> Payment:
         """Nothing in flight: record what NetValve's inquiry says, without moving the state."""
@@ -233,11 +227,7 @@ class Reconciler:
                 continue
             if settled:
                 changed += 1
-                log.info(
-                    "reconcile.settled",
-                    payment_id=str(payment_id),
-                    state=payment.state.value,
-                )
+                log.info("reconcile.settled", payment_id=str(payment_id), state=payment.state.value)
             elif payment.in_flight is not None:
                 await self._back_off(payment)
         return changed
@@ -253,34 +243,30 @@ class Reconciler:
                 current.next_reconcile_at = _now() + timedelta(seconds=delay)
 
 
-def _not_found(attempt: PaymentAttempt) -> Declined:
-    return Declined(
-        operation=attempt.operation.value,
+def _not_found() -> Settlement:
+    return Settlement(
+        outcome=AttemptOutcome.DECLINED,
         http_status=404,
-        body={},
         response_code="GTW_2103",
         response_message="NetValve has no record of this request: it was not processed.",
-        response_code_type="SOFT DECLINE",
+        not_found=True,
     )
 
 
 def _child_done(
     record: TransactionRecord, attempt: PaymentAttempt, payment: Payment
-) -> Approved | None:
+) -> Settlement | None:
     """Approved if NetValve's record of the parent shows `attempt`'s operation as done: an
     approved child of its type (a declined capture or refund is no capture or refund)."""
 
-    def approved(transaction_id: object, ledger_minor: int | None = None, **extra: Any) -> Approved:
-        body: dict[str, Any] = {"transactionID": transaction_id, **extra}
-        if ledger_minor is not None:
-            body["ledgerMinor"] = ledger_minor
-        return Approved(
-            operation=attempt.operation.value,
-            http_status=200,
-            body=body,
+    def approved(transaction_id: int | None, **totals: Any) -> Settlement:
+        return Settlement(
+            outcome=AttemptOutcome.APPROVED,
+            transaction_id=transaction_id,
             response_code="GTW_1000",
             response_message="Settled from NetValve's transaction record.",
-            response_code_type="APPROVED",
+            http_status=200,
+            **totals,
         )
 
     def minor(child: TransactionRecord) -> int:
@@ -296,9 +282,9 @@ def _child_done(
     if attempt.operation is Operation.CAPTURE:
         if not matching:
             return None
-        return approved(matching[-1].transaction_id, minor(matching[-1]))
+        return approved(matching[-1].transaction_id, captured_minor=minor(matching[-1]))
     refunded = sum(minor(child) for child in matching)
     if refunded >= payment.refunded_minor + (attempt.amount_minor or 0):
-        absorbed = [(child.transaction_id, minor(child)) for child in matching]
-        return approved(None, refunded, absorbedRefunds=absorbed)
+        absorbed = tuple((child.transaction_id, minor(child)) for child in matching)
+        return approved(None, refunded_minor=refunded, absorbed_refunds=absorbed)
     return None
