@@ -20,6 +20,7 @@ import hashlib
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 from fastapi.responses import JSONResponse
@@ -29,7 +30,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.errors import AppError
 from app.db.errors import is_database_down
 from app.repositories.payment_repository import IdempotencyRepository
-from app.services.netvalve.results import ServiceResult
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # A first request that has held its key this long without finishing is taken to have died.
@@ -93,7 +93,7 @@ class IdempotencyService:
         path: str,
         body: BaseModel,
         request_id: str,
-        action: Callable[[], Awaitable[ServiceResult]],
+        action: Callable[[], Awaitable[tuple[int, Any]]],
     ) -> JSONResponse:
         if key is None:
             raise IdempotencyKeyMissing
@@ -119,18 +119,14 @@ class IdempotencyService:
                 if not await repository.take_over(scope, key, now - STALE_AFTER, now):
                     raise IdempotencyKeyInFlight
         try:
-            result = await action()
+            answer = await action()
         except AppError as error:
             status, payload, headers = error.status_code, error.body(request_id), error.headers
         except BaseException:
             await self._release(scope, key, now)
             raise
         else:
-            status, payload, headers = (
-                result.status_code,
-                result.payment.model_dump(mode="json"),
-                {},
-            )
+            (status, payload), headers = answer, {}
         try:
             async with self._sessionmaker.begin() as session:
                 repository = IdempotencyRepository(session)

@@ -33,7 +33,7 @@ from app.services.netvalve.ledger import Ledger
 from app.services.netvalve.medusa import MedusaCheckout
 from app.services.netvalve.payments import Payments
 from app.services.netvalve.reconciliation import Reconciler
-from app.services.netvalve.results import ServiceResult
+from app.services.netvalve.results import PaymentResult
 
 __all__ = ["NetvalveService"]
 
@@ -54,21 +54,21 @@ class NetvalveService:
 
     async def pay(
         self, request: PaymentRequest, *, request_key: str | None = None
-    ) -> ServiceResult:
+    ) -> PaymentResult:
         return await self._payments.pay(request, request_key=request_key)
 
-    async def capture(self, request: CaptureRequest) -> ServiceResult:
+    async def capture(self, request: CaptureRequest) -> PaymentResult:
         return await self._payments.capture(request)
 
     async def refund(
         self, request: RefundRequest, *, request_key: str | None = None
-    ) -> ServiceResult:
+    ) -> PaymentResult:
         return await self._payments.refund(request, request_key=request_key)
 
-    async def cancel(self, request: CancelRequest) -> ServiceResult:
+    async def cancel(self, request: CancelRequest) -> PaymentResult:
         return await self._payments.cancel(request)
 
-    async def status(self, query: StatusQuery) -> ServiceResult:
+    async def status(self, query: StatusQuery) -> PaymentResult:
         return await self._payments.status(query)
 
     async def hpf_session(

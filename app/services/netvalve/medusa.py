@@ -18,7 +18,7 @@ from app.services.netvalve.errors import (
 )
 from app.services.netvalve.ledger import Ledger, present
 from app.services.netvalve.proof import ROOT_OPERATIONS
-from app.services.netvalve.results import PAID_STATES, ServiceResult, medusa_status, to_response
+from app.services.netvalve.results import PAID_STATES, PaymentResult, medusa_status, to_response
 
 NETVALVE_PROVIDER_PREFIX = "pp_netvalve"
 # Medusa payment-session statuses that must not be charged (MEDUSA.md section 7): `canceled` and
@@ -159,7 +159,7 @@ class MedusaCheckout:
         cart: MedusaCart | None,
         *,
         request_key: str | None = None,
-    ) -> ServiceResult | None:
+    ) -> PaymentResult | None:
         """Refuses a session that must not be charged; the replayed answer for a retry of the
         request that paid it (same request key); None when it may be charged.
 
@@ -214,7 +214,7 @@ class MedusaCheckout:
                 )
         return None
 
-    async def paid_again(self, payment: Payment, request_key: str | None) -> ServiceResult:
+    async def paid_again(self, payment: Payment, request_key: str | None) -> PaymentResult:
         """At most one approved charge per Medusa session: only the request that made it (its
         key on the approved attempt) gets a 200 again, e.g. the retry of a 202 or a 5xx that was
         not stored; any other, a new token above all, is told with the payment that it is paid."""
@@ -227,7 +227,7 @@ class MedusaCheckout:
                 and attempt.operation in ROOT_OPERATIONS
                 for attempt in attempts
             ):
-                return ServiceResult(200, to_response(payment))
+                return PaymentResult(to_response(payment))
         raise AlreadyPaid(payment)
 
 

@@ -37,7 +37,7 @@ from app.services.netvalve.errors import (
 from app.services.netvalve.ledger import Ledger, present
 from app.services.netvalve.medusa import MedusaCheckout, customer
 from app.services.netvalve.reconciliation import Reconciler
-from app.services.netvalve.results import PAID_STATES, SETTLED_STATES, ServiceResult, to_response
+from app.services.netvalve.results import PAID_STATES, SETTLED_STATES, PaymentResult, to_response
 from app.services.netvalve.settlement import Settlement, settlement_of
 
 log = structlog.get_logger(__name__)
@@ -126,7 +126,7 @@ class Payments:
 
     async def pay(
         self, request: PaymentRequest, *, request_key: str | None = None
-    ) -> ServiceResult:
+    ) -> PaymentResult:
         session = await self._checkout.session(request.payment_session_id, request.cart_id)
         cart = await self._checkout.cart(session)
         replayed = await self._checkout.payable(session, cart, request_key=request_key)
@@ -204,7 +204,7 @@ class Payments:
             result = await send(request)
         return result
 
-    async def _already(self, payment: Payment, request_key: str | None) -> ServiceResult:
+    async def _already(self, payment: Payment, request_key: str | None) -> PaymentResult:
         if payment.in_flight is not None:
             raise PaymentInProgress
         if payment.state in PAID_STATES:
@@ -213,7 +213,7 @@ class Payments:
 
     # --- capture, refund, cancel -------------------------------------------------------------
 
-    async def capture(self, request: CaptureRequest) -> ServiceResult:
+    async def capture(self, request: CaptureRequest) -> PaymentResult:
         if request.amount is not None:
             positive_amount(request.amount)  # before any lookup: a zero is not "nothing left"
         payment = await self._find(request.payment_id, request.transaction_id)
@@ -229,7 +229,7 @@ class Payments:
             if claimed is None:
                 current = present(await ledger.get(payment.id))
                 if current.state in SETTLED_STATES and current.captured_minor == amount_minor:
-                    return ServiceResult(200, to_response(current))  # already captured, same amount
+                    return PaymentResult(to_response(current))  # already captured, same amount
                 self._refuse(current, PaymentState.AUTHORIZED, "captured")
                 raise CaptureExceedsAuthorized(
                     f"At most {from_minor_units(remaining, current.currency)} "
@@ -248,7 +248,7 @@ class Payments:
 
     async def refund(
         self, request: RefundRequest, *, request_key: str | None = None
-    ) -> ServiceResult:
+    ) -> PaymentResult:
         if request.amount is not None:
             positive_amount(request.amount)  # before any lookup: a zero is not "nothing left"
         payment = await self._find(request.payment_id, request.transaction_id)
@@ -271,7 +271,7 @@ class Payments:
             if claimed is None:
                 current = present(await ledger.get(payment.id))
                 if current.state is PaymentState.REFUNDED and request.amount is None:
-                    return ServiceResult(200, to_response(current))  # already fully refunded
+                    return PaymentResult(to_response(current))  # already fully refunded
                 if current.in_flight is not None:
                     raise PaymentInProgress
                 if current.state not in refundable:
@@ -291,14 +291,14 @@ class Payments:
         )
         return await self._finish(claimed.id, attempt.id, settlement_of(answer))
 
-    async def cancel(self, request: CancelRequest) -> ServiceResult:
+    async def cancel(self, request: CancelRequest) -> PaymentResult:
         payment = await self._find(request.payment_id, request.transaction_id)
         async with self._ledger.open() as ledger:
             claimed = await ledger.claim(payment.id, Operation.CANCEL, {PaymentState.AUTHORIZED})
             if claimed is None:
                 current = present(await ledger.get(payment.id))
                 if current.state is PaymentState.CANCELED:
-                    return ServiceResult(200, to_response(current))  # already cancelled
+                    return PaymentResult(to_response(current))  # already cancelled
                 self._refuse(current, PaymentState.AUTHORIZED, "cancelled")
                 raise PaymentStateConflict("The payment cannot be cancelled.")
             attempt = self._new_attempt(claimed, Operation.CANCEL, claimed.authorized_minor)
@@ -308,7 +308,7 @@ class Payments:
 
     async def _resume(
         self, payment_id: uuid.UUID, operation: Operation, request_key: str
-    ) -> ServiceResult | None:
+    ) -> PaymentResult | None:
         """The answer for a retried request whose attempt exists; None if it never happened."""
         async with self._ledger.open() as ledger:
             earlier = [
@@ -324,11 +324,11 @@ class Payments:
             async with self._ledger.open() as ledger:
                 attempt = present(await ledger.attempt(attempt.id))
             if attempt.resolved_at is None:
-                return ServiceResult(202, to_response(payment))
+                return PaymentResult(to_response(payment), in_progress=True)
         if attempt.outcome is not AttemptOutcome.APPROVED:
             return None  # refused or never reached NetValve: a new attempt may go
         async with self._ledger.open() as ledger:
-            return ServiceResult(200, to_response(present(await ledger.get(payment_id))))
+            return PaymentResult(to_response(present(await ledger.get(payment_id))))
 
     def _refuse(self, current: Payment, needed: PaymentState, verb: str) -> None:
         if current.in_flight is not None:
@@ -373,7 +373,7 @@ class Payments:
 
     async def _finish(
         self, payment_id: uuid.UUID, attempt_id: uuid.UUID, settlement: Settlement
-    ) -> ServiceResult:
+    ) -> PaymentResult:
         payment = await self._apply(payment_id, attempt_id, settlement)
         if settlement.already_done:
             # NetValve says it is done already: its transaction record decides. The same
@@ -384,7 +384,7 @@ class Payments:
             async with self._ledger.open() as ledger:
                 attempt = present(await ledger.attempt(attempt_id))
             if attempt.outcome is AttemptOutcome.APPROVED:
-                return ServiceResult(200, to_response(payment))
+                return PaymentResult(to_response(payment))
             raise PaymentStateConflict(settlement.response_message or "Already done.")
         if payment.in_flight is not None:
             payment = await self._reconciler.within_budget(payment_id)
@@ -417,10 +417,10 @@ class Payments:
         )
         return payment
 
-    def _outcome(self, payment: Payment, settlement: Settlement) -> ServiceResult:
+    def _outcome(self, payment: Payment, settlement: Settlement) -> PaymentResult:
         response = to_response(payment)
         if payment.in_flight is not None or payment.state is PaymentState.PENDING:
-            return ServiceResult(202, response)
+            return PaymentResult(response, in_progress=True)
         outcome = settlement.outcome
         if outcome is AttemptOutcome.DECLINED:
             raise PaymentDeclined(
@@ -444,9 +444,9 @@ class Payments:
             raise GatewayMisconfigured
         if outcome is AttemptOutcome.UNAVAILABLE:
             raise GatewayUnavailable
-        return ServiceResult(200, response)
+        return PaymentResult(response)
 
-    async def status(self, query: StatusQuery) -> ServiceResult:
+    async def status(self, query: StatusQuery) -> PaymentResult:
         async with self._ledger.open() as ledger:
             payment = await ledger.find(
                 payment_id=query.payment_id,
@@ -458,7 +458,7 @@ class Payments:
             raise PaymentNotFound
         if query.refresh:
             payment = await self._refreshed(payment)
-        return ServiceResult(202 if payment.in_flight else 200, to_response(payment))
+        return PaymentResult(to_response(payment), in_progress=payment.in_flight is not None)
 
     async def _refreshed(self, payment: Payment) -> Payment:
         """The payment after a look at NetValve's records; as it is if that look fails, since

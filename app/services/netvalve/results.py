@@ -1,4 +1,4 @@
-"""What the NetValve service answers with: a payment as the public API shows it."""
+"""What the NetValve service answers with: domain results, never HTTP responses."""
 
 import dataclasses
 import uuid
@@ -16,9 +16,13 @@ PAID_STATES = SETTLED_STATES | {PaymentState.AUTHORIZED}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class ServiceResult:
-    status_code: int
+class PaymentResult:
+    """A payment after an operation. `in_progress`: NetValve's final answer is not known yet
+    (sent, pending or unknown), so the caller should look again (GET /status) before relying
+    on the state."""
+
     payment: PaymentResponse
+    in_progress: bool = False
 
 
 def medusa_status(payment: Payment) -> MedusaStatus:

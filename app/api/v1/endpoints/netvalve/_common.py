@@ -23,7 +23,7 @@ from app.services.idempotency_service import (
 )
 from app.services.netvalve.errors import PaymentInProgress, PaymentNotFound
 from app.services.netvalve.payments import GatewayMisconfigured, GatewayUnavailable
-from app.services.netvalve.results import ServiceResult
+from app.services.netvalve.results import PaymentResult
 
 
 def one_of(model: type[BaseModel], *errors: type[Exception]) -> dict[str, Any]:
@@ -74,8 +74,12 @@ async def idempotent(
     principal: Principal,
     key: str | None,
     body: BaseModel,
-    action: Callable[[], Awaitable[ServiceResult]],
+    action: Callable[[], Awaitable[PaymentResult]],
 ) -> JSONResponse:
+    async def answer() -> tuple[int, Any]:
+        result = await action()
+        return status_of(result), result.payment.model_dump(mode="json")
+
     return await idempotency.run(
         scope=principal.key_id,
         key=key,
@@ -83,7 +87,7 @@ async def idempotent(
         path=request.url.path,
         body=body,
         request_id=request_id_of(request),
-        action=action,
+        action=answer,
     )
 
 
@@ -94,5 +98,11 @@ def request_key(principal: Principal, key: str | None) -> str | None:
     return hashlib.sha256(f"{principal.key_id}\n{key}".encode()).hexdigest()
 
 
-def plain(result: ServiceResult) -> JSONResponse:
-    return JSONResponse(result.payment.model_dump(mode="json"), status_code=result.status_code)
+def status_of(result: PaymentResult) -> int:
+    """202 while NetValve's final answer is not known (the body shows the payment as it is),
+    200 once it is."""
+    return 202 if result.in_progress else 200
+
+
+def plain(result: PaymentResult) -> JSONResponse:
+    return JSONResponse(result.payment.model_dump(mode="json"), status_code=status_of(result))
