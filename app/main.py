@@ -42,7 +42,7 @@ from app.db.errors import is_database_down
 from app.db.medusa import create_medusa_pool
 from app.db.session import create_engine, create_sessionmaker
 from app.schemas.error import ErrorResponse
-from app.services.idempotency_service import release_after_outage
+from app.services.idempotency import release_after_outage
 
 log = structlog.get_logger(__name__)
 

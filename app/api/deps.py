@@ -11,7 +11,7 @@ from app.core.config import Settings
 from app.core.state import Resources
 from app.db.medusa import MedusaRepository
 from app.db.session import transaction
-from app.services.idempotency_service import IdempotencyService
+from app.services.idempotency import IdempotencyService
 from app.services.medusa_notifications import MedusaNotificationService
 from app.services.netvalve import NetvalveService
 from app.services.netvalve.events import GatewayEventService

@@ -29,7 +29,7 @@ import pytest
 
 from app.api.deps import build_netvalve_service, build_webhook_service
 from app.clients.netvalve import Approved, Declined
-from app.services.idempotency_service import STALE_AFTER
+from app.services.idempotency import STALE_AFTER
 from app.services.netvalve import NetvalveService
 from app.services.netvalve.reconciliation import NOT_FOUND_GRACE
 from app.services.netvalve.webhooks import WebhookService

@@ -22,7 +22,7 @@ from app.core.cards import mask_pans, mask_pans_in_text
 from app.core.logging import mask_card_numbers, register_secrets
 from app.core.startup import DatabaseUnreachable, check_database
 from app.schemas.netvalve import CancelRequest
-from app.services.idempotency_service import IdempotencyKeyInFlight, IdempotencyService
+from app.services.idempotency import IdempotencyKeyInFlight, IdempotencyService
 from app.services.netvalve.webhooks import parse
 from tests.api.netvalve.conftest import Api, ApiFactory
 from tests.api.netvalve.test_payable_session import hpf, nothing_charged

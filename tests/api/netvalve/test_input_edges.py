@@ -16,7 +16,7 @@ from app.clients.netvalve import Approved
 from app.core import metrics
 from app.repositories.payment_repository import IdempotencyRepository
 from app.schemas.base import MONEY_IN_PATTERN, MONEY_OUT_PATTERN
-from app.services.idempotency_service import _unreleased, release_after_outage
+from app.services.idempotency import _unreleased, release_after_outage
 from tests.api.netvalve.conftest import ADMIN_KEY, Api
 from tests.drills.conftest import StoppablePostgres, stoppable_db, stoppable_server  # noqa: F401
 from tests.fixtures.gateway import Receiver, SandboxBackend

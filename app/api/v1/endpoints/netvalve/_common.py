@@ -12,7 +12,7 @@ from app.api.auth import AUTH_ERRORS, Principal
 from app.core.errors import MalformedJSON, request_id_of
 from app.schemas.error import ErrorResponse
 from app.schemas.payment import PaymentResponse
-from app.services.idempotency_service import (
+from app.services.idempotency import (
     IDEMPOTENCY_HEADER,
     KEY_RULES,
     IdempotencyKeyInFlight,
@@ -24,6 +24,8 @@ from app.services.idempotency_service import (
 from app.services.netvalve.errors import PaymentInProgress, PaymentNotFound
 from app.services.netvalve.payments import GatewayMisconfigured, GatewayUnavailable
 from app.services.netvalve.results import PaymentResult
+
+REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 def one_of(model: type[BaseModel], *errors: type[Exception]) -> dict[str, Any]:
@@ -80,7 +82,7 @@ async def idempotent(
         result = await action()
         return status_of(result), result.payment.model_dump(mode="json")
 
-    return await idempotency.run(
+    answered = await idempotency.run(
         scope=principal.key_id,
         key=key,
         method=request.method,
@@ -89,6 +91,10 @@ async def idempotent(
         request_id=request_id_of(request),
         action=answer,
     )
+    headers = dict(answered.headers)
+    if answered.replayed:
+        headers[REPLAYED_HEADER] = "true"
+    return JSONResponse(answered.body, status_code=answered.status_code, headers=headers)
 
 
 def request_key(principal: Principal, key: str | None) -> str | None:

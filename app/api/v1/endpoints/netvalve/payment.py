@@ -14,7 +14,7 @@ from app.api.v1.endpoints.netvalve._common import (
 from app.schemas.error import ErrorResponse
 from app.schemas.netvalve import DeclineResponse, PaymentConflictResponse
 from app.schemas.payment import PaymentRequest, PaymentResponse
-from app.services.idempotency_service import IdempotencyKeyInFlight
+from app.services.idempotency import IdempotencyKeyInFlight
 from app.services.netvalve.errors import PaymentInProgress, PaymentStateConflict
 from app.services.netvalve.medusa import (
     AlreadyPaid,

@@ -3,6 +3,9 @@
 - First use: the key is claimed (INSERT ... ON CONFLICT DO NOTHING, so two racing requests
   cannot both own it), the operation runs, and its final response is stored.
 - Same key, same body: the stored status and body are replayed.
+
+It stores and replays plain (status, body) pairs and knows nothing of what the operation does;
+the route turns its domain result into that pair.
 - Same key, different body: 422. Same key while the first is still running: 409.
 
 Keys are scoped (`scope`) to the API key that sent them. Requests refused by authentication or
@@ -18,12 +21,12 @@ outage runs instead of waiting for the lock to go stale.
 
 import hashlib
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -74,6 +77,16 @@ class IdempotencyKeyInFlight(AppError):
         super().__init__(headers={"Retry-After": "1"})
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The answer to send: the operation's own, or the stored one (`replayed`)."""
+
+    status_code: int
+    body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
+    replayed: bool = False
+
+
 def fingerprint(method: str, path: str, body: BaseModel) -> str:
     canonical = f"{method} {path}\n{body.model_dump_json()}"
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -94,7 +107,8 @@ class IdempotencyService:
         body: BaseModel,
         request_id: str,
         action: Callable[[], Awaitable[tuple[int, Any]]],
-    ) -> JSONResponse:
+    ) -> Answer:
+        """Run `action`, which answers a (status, body) pair, at most once per key and body."""
         if key is None:
             raise IdempotencyKeyMissing
         if not _KEY.fullmatch(key):
@@ -111,11 +125,7 @@ class IdempotencyService:
                 if stored.fingerprint != digest:
                     raise IdempotencyKeyReused
                 if stored.response_status is not None and stored.response_body is not None:
-                    return JSONResponse(
-                        stored.response_body,
-                        status_code=stored.response_status,
-                        headers={"Idempotent-Replayed": "true"},
-                    )
+                    return Answer(stored.response_status, stored.response_body, replayed=True)
                 if not await repository.take_over(scope, key, now - STALE_AFTER, now):
                     raise IdempotencyKeyInFlight
         try:
@@ -140,7 +150,7 @@ class IdempotencyService:
             if is_database_down(error):
                 _unreleased[(scope, key)] = now
             raise
-        return JSONResponse(payload, status_code=status, headers=headers)
+        return Answer(status, payload, headers)
 
     async def _release(self, scope: str, key: str, locked_at: datetime) -> None:
         """Release the key of a request that failed; remembered for later if the database is
