@@ -27,7 +27,6 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from alembic import command
-from app.api.deps import get_db_session
 from app.core.config import Settings
 from app.db.session import create_engine
 from app.dev.embedded_pg import (
@@ -182,12 +181,9 @@ async def started_app(app: FastAPI) -> AsyncIterator[FastAPI]:
 
 @pytest_asyncio.fixture
 async def app(settings: Settings, db_session: AsyncSession) -> AsyncIterator[FastAPI]:
+    # No route takes a request-scoped session (money routes commit in phases); db_session is
+    # still requested for its teardown, which audits what the test left in the database.
     application = create_app(settings)
-
-    async def _session() -> AsyncIterator[AsyncSession]:
-        yield db_session
-
-    application.dependency_overrides[get_db_session] = _session
     async for started in started_app(application):
         yield started
 

@@ -1,16 +1,13 @@
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated
 
 import httpx
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients.netvalve import NetvalveClient
 from app.core.config import Settings
 from app.core.state import Resources
 from app.db.medusa import MedusaRepository
-from app.db.session import transaction
 from app.services.idempotency import IdempotencyService
 from app.services.medusa_notifications import MedusaNotificationService
 from app.services.netvalve import NetvalveService
@@ -36,14 +33,6 @@ async def get_settings_dep(resources: ResourcesDep) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-
-
-async def get_db_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
-    async with transaction(resources.sessionmaker) as session:
-        yield session
-
-
-SessionDep = Annotated[AsyncSession, Depends(get_db_session)]
 
 
 async def get_medusa(resources: ResourcesDep) -> MedusaRepository:

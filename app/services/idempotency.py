@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.errors import AppError
 from app.db.errors import is_database_down
+from app.db.session import transaction
 from app.repositories.payment_repository import IdempotencyRepository
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -116,7 +117,7 @@ class IdempotencyService:
         if _unreleased:
             await release_after_outage(self._sessionmaker)
         digest, now = fingerprint(method, path, body), datetime.now(UTC)
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             repository = IdempotencyRepository(session)
             if not await repository.claim(scope, key, digest, now, self._ttl):
                 stored = await repository.get(scope, key)
@@ -138,7 +139,7 @@ class IdempotencyService:
         else:
             (status, payload), headers = answer, {}
         try:
-            async with self._sessionmaker.begin() as session:
+            async with transaction(self._sessionmaker) as session:
                 repository = IdempotencyRepository(session)
                 if status in _NOT_FINAL or status >= 500:
                     # Only the lock this request took: if it ran so long that another request
@@ -156,7 +157,7 @@ class IdempotencyService:
         """Release the key of a request that failed; remembered for later if the database is
         down (the request's own error is what the caller is told)."""
         try:
-            async with self._sessionmaker.begin() as session:
+            async with transaction(self._sessionmaker) as session:
                 await IdempotencyRepository(session).release(scope, key, locked_at)
         except Exception as error:
             if not is_database_down(error):
@@ -171,7 +172,7 @@ async def release_after_outage(sessionmaker: async_sessionmaker[AsyncSession]) -
     held = dict(_unreleased)
     if not held:
         return 0
-    async with sessionmaker.begin() as session:
+    async with transaction(sessionmaker) as session:
         repository = IdempotencyRepository(session)
         for (scope, key), locked_at in held.items():
             await repository.release(scope, key, locked_at)

@@ -43,6 +43,7 @@ from app.core.cursor import decode_cursor, encode_cursor
 from app.core.errors import AppError
 from app.core.logging import mask_card_numbers, redact_secrets
 from app.core.money import from_minor_units
+from app.db.session import transaction
 from app.models.medusa_notification import (
     MedusaEventType,
     MedusaNotification,
@@ -225,7 +226,7 @@ class MedusaNotificationService:
         lease would run out before a send could finish, are handed back at once."""
         now = _now()
         lease_until = now + self.lease
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             due = await MedusaNotificationRepository(session).claim_due(now, lease_until, limit)
         for index, notification in enumerate(due):
             if (stop is not None and stop.is_set()) or _now() + self._timeout >= lease_until:
@@ -263,7 +264,7 @@ class MedusaNotificationService:
         else:
             changes.next_attempt_at = now + self.backoff(notification.attempts)
             changes.last_error = outcome.error
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             recorded = await MedusaNotificationRepository(session).record(
                 notification.id, lease_until, changes
             )
@@ -342,7 +343,7 @@ class MedusaNotificationService:
 
     async def _release(self, ids: list[uuid.UUID], lease_until: datetime) -> None:
         try:
-            async with asyncio.timeout(5), self._sessionmaker.begin() as session:
+            async with asyncio.timeout(5), transaction(self._sessionmaker) as session:
                 released = await MedusaNotificationRepository(session).release(ids, lease_until)
         except (TimeoutError, OSError, DBAPIError, InterfaceError, OperationalError):
             # Due again once the lease ends; nothing is lost, only delayed.
@@ -362,7 +363,7 @@ class MedusaNotificationService:
         limit: int,
     ) -> MedusaNotificationPage:
         after = decode_cursor(cursor) if cursor else None
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             rows = await MedusaNotificationRepository(session).list(
                 status=status,
                 event_type=event_type,
@@ -377,7 +378,7 @@ class MedusaNotificationService:
         )
 
     async def get(self, notification_id: uuid.UUID) -> MedusaNotificationResponse:
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             row = await MedusaNotificationRepository(session).get(notification_id)
             if row is None:
                 raise MedusaNotificationNotFound
@@ -387,7 +388,7 @@ class MedusaNotificationService:
         """Send it again as soon as a worker can, with a fresh set of attempts (same id, same
         body). Idempotent; one a worker is sending right now is left to finish."""
         now = _now()
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             repository = MedusaNotificationRepository(session)
             row = await repository.get(notification_id)
             if row is None:

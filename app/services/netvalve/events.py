@@ -40,6 +40,7 @@ from app.clients.netvalve import (
 )
 from app.core import metrics
 from app.core.config import Settings
+from app.db.session import transaction
 from app.models.payment import Operation, Payment, PaymentAttempt, PaymentState
 from app.repositories.extra_charge_repository import ExtraChargeRepository
 from app.repositories.payment_repository import NOT_FOUND_RECHECKED, PaymentRepository
@@ -90,7 +91,7 @@ class GatewayEventService:
     ) -> EventOutcome:
         """Apply one event's news: `operation` None with outcome `chargeback` is a dispute."""
         client_order_id = _text(data.get("clientOrderId"))
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             payment = await PaymentRepository(session).find_for_event(
                 client_order_id, as_int(data.get("transactionId"))
             )
@@ -133,7 +134,7 @@ class GatewayEventService:
         return applied.outcome
 
     async def _held_by(self, transaction_id: int) -> uuid.UUID | None:
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             holder = await PaymentRepository(session).applied(transaction_id)
         return holder.id if holder is not None else None
 
@@ -218,7 +219,7 @@ class GatewayEventService:
                 else record.kind == kind and record.approved and record.amount == amount
             )
         ]
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             ledger = PaymentRepository(session)
             for record in candidates:
                 if kind is not None and await ledger.applied(record.transaction_id) is None:
@@ -236,11 +237,11 @@ class GatewayEventService:
             ours = {payment.transaction_id, payment.settled_transaction_id} - {None}
             if record.transaction_id in ours:
                 return record
-            async with self._sessionmaker.begin() as session:
+            async with transaction(self._sessionmaker) as session:
                 extra = await ExtraChargeRepository(session).for_transaction(record.transaction_id)
             return record if extra is not None and extra.payment_id == payment.id else not_ours
         if kind in ("SALE", "AUTHORIZATION"):
-            async with self._sessionmaker.begin() as session:
+            async with transaction(self._sessionmaker) as session:
                 attempt = await PaymentRepository(session).attempt_for_order(
                     record.client_order_id or ""
                 )
@@ -260,7 +261,7 @@ class GatewayEventService:
         )
         if record.parent_id is not None and record.parent_id in parents - {None}:
             return record
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             extra = (
                 await ExtraChargeRepository(session).for_transaction(record.parent_id)
                 if record.parent_id is not None
@@ -295,7 +296,7 @@ class GatewayEventService:
         """Look once more at sales NetValve did not find within the grace: one a slow acquirer
         processed later is money held, and is applied like its approved event would be."""
         before = _now() - timedelta(seconds=self._settings.reconcile_recheck_not_found_seconds)
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             attempts = await PaymentRepository(session).not_found_to_recheck(before, limit)
         found = 0
         for attempt in attempts:
@@ -308,7 +309,7 @@ class GatewayEventService:
         record = read_record(lookup)
         if record is None and not is_not_found(lookup):
             return False  # no answer: the next sweep asks again
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             payment = await PaymentRepository(session).get(attempt.payment_id)
         applied = False
         if payment is not None and record is not None and record.approved:
@@ -319,7 +320,7 @@ class GatewayEventService:
                 applied = outcome.outcome.result == "applied"
                 if outcome.extra_charge_id and self._settings.netvalve_reverse_extra_charges:
                     await self._extra.reverse(outcome.extra_charge_id)
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             current = await PaymentRepository(session).attempt(attempt.id)
             if current is not None and current.reason == attempt.reason:
                 current.reason = NOT_FOUND_RECHECKED

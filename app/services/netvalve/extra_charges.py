@@ -17,6 +17,7 @@ from app.clients.netvalve import Approved, Declined, NetvalveClient, Transaction
 from app.core import metrics
 from app.core.config import Settings
 from app.core.errors import AppError
+from app.db.session import transaction
 from app.models.extra_charge import ExtraCharge, ExtraChargeStatus
 from app.models.payment import AttemptOutcome, Operation, Payment, PaymentAttempt
 from app.repositories.extra_charge_repository import ExtraChargeRepository
@@ -52,7 +53,7 @@ class ExtraChargeService:
         """Void (an authorization) or fully refund (a sale) an extra charge at NetValve. Safe to
         repeat: NetValve takes one full refund or one void of a transaction, then answers
         "already", which is checked against its record."""
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             repository = ExtraChargeRepository(session)
             charge = await repository.claim_for_reversal(
                 charge_id, _REVERSIBLE, _now() - REVERSAL_LEASE
@@ -79,7 +80,7 @@ class ExtraChargeService:
     async def _finish_reversal(
         self, charge_id: uuid.UUID, done: bool, reversed_by: int | None, result: object
     ) -> ExtraCharge:
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             charges, ledger = ExtraChargeRepository(session), PaymentRepository(session)
             found = await charges.get(charge_id)
             if found is None:  # pragma: no cover - extra charges are never deleted
@@ -128,7 +129,7 @@ class ExtraChargeService:
     async def search(
         self, *, status: ExtraChargeStatus | None, payment_id: uuid.UUID | None, limit: int
     ) -> list[ExtraCharge]:
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             return await ExtraChargeRepository(session).search(
                 status=status, payment_id=payment_id, limit=limit
             )
@@ -136,7 +137,7 @@ class ExtraChargeService:
     async def resume_reversals(self, limit: int = 20) -> int:
         """Reversals cut short (their process died mid-call), and, when
         NETVALVE_REVERSE_EXTRA_CHARGES is on, extra charges not reversed yet: reversed now."""
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             due = await ExtraChargeRepository(session).to_resume(
                 _now() - REVERSAL_LEASE,
                 open_too=self._settings.netvalve_reverse_extra_charges,

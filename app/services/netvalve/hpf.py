@@ -23,6 +23,7 @@ from app.clients.netvalve import (
 )
 from app.core.config import CaptureMode, Settings
 from app.db.medusa import MedusaPaymentSession
+from app.db.session import transaction
 from app.models.payment import HpfSession
 from app.repositories.payment_repository import HpfSessionRepository
 from app.schemas.netvalve import HpfSessionResponse
@@ -68,7 +69,7 @@ class HostedFields:
         if reuse:
             # Read before the ledger check (see pay): a payment claimed between the two
             # statements is seen by the check, one claimed before by this read.
-            async with self._sessionmaker.begin() as db:
+            async with transaction(self._sessionmaker) as db:
                 live = await HpfSessionRepository(db).live(session.id, now)
         await self._checkout.payable(session, cart)
         currency, amount = self._checkout.charge(session)
@@ -96,7 +97,7 @@ class HostedFields:
             },
             expires_at=now + HPF_SESSION_LIFETIME,
         )
-        async with self._sessionmaker.begin() as db:
+        async with transaction(self._sessionmaker) as db:
             HpfSessionRepository(db).add(record)
         log.info("hpf.session_created", payment_session_id=session.id, source=source)
         return HpfSessionResponse(

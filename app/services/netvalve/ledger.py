@@ -15,6 +15,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
+from app.db.session import transaction
 from app.models.payment import AttemptOutcome, Operation, Payment, PaymentAttempt, PaymentState
 from app.repositories.payment_repository import NOT_FOUND, PaymentRepository
 from app.schemas.payment import PaymentUpdate
@@ -47,7 +48,7 @@ class Ledger:
     @asynccontextmanager
     async def open(self) -> AsyncIterator[PaymentRepository]:
         """One short transaction on the ledger, committed on exit."""
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             yield PaymentRepository.from_session(session)
 
     async def apply(

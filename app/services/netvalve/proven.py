@@ -15,6 +15,7 @@ from app.clients.netvalve import TransactionRecord
 from app.core import metrics
 from app.core.config import Settings
 from app.core.money import from_minor_units
+from app.db.session import transaction
 from app.models.extra_charge import ExtraCharge
 from app.models.payment import AttemptOutcome, Operation, Payment, PaymentAttempt, PaymentState
 from app.repositories.extra_charge_repository import ExtraChargeRepository
@@ -61,7 +62,7 @@ class ProvenTransactions:
         """Apply a proven transaction under the payment's row lock. Nothing here answers a
         request of Medusa's (NetValve's webhook, an operator's replay, the sweep's second look),
         so a change Medusa is told of adds its notification to this same transaction."""
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             payment = await PaymentRepository(session).get(payment_id, for_update=True)
             if payment is None:  # pragma: no cover - payments are never deleted
                 return Applied(EventOutcome("unmatched", "the payment is gone"))

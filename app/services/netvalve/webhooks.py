@@ -29,6 +29,7 @@ from app.core.cursor import decode_cursor, encode_cursor
 from app.core.errors import AppError
 from app.core.logging import REDACTED, redact, redact_secrets
 from app.db.errors import is_database_down
+from app.db.session import transaction
 from app.models.payment import Operation
 from app.models.webhook_event import WebhookEvent, WebhookEventStatus
 from app.repositories.webhook_event_repository import WebhookEventRepository
@@ -214,7 +215,7 @@ class WebhookService:
                 payload=_json_safe({"eventName": parsed.event_name, "data": data}),
             )
         try:
-            async with self._sessionmaker.begin() as session:
+            async with transaction(self._sessionmaker) as session:
                 event_id = await WebhookEventRepository(session).insert_new(values)
         except Exception as error:
             if is_database_down(error):
@@ -242,7 +243,7 @@ class WebhookService:
         When `stop` is set, processing ends after the event in hand, and the rest of the claim
         is handed back at once (not left leased), so no event waits on a worker that is gone."""
         now = datetime.now(UTC)
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             due = await WebhookEventRepository(session).claim_due(now, LEASE, limit)
         for index, event_id in enumerate(due):
             if stop is not None and stop.is_set():
@@ -259,7 +260,7 @@ class WebhookService:
 
     async def _release(self, event_ids: list[uuid.UUID], lease_until: datetime) -> None:
         try:
-            async with asyncio.timeout(5), self._sessionmaker.begin() as session:
+            async with asyncio.timeout(5), transaction(self._sessionmaker) as session:
                 released = await WebhookEventRepository(session).release(event_ids, lease_until)
         except (TimeoutError, OSError, DBAPIError, InterfaceError, OperationalError):
             # They come due again when the lease ends; nothing is lost, only delayed.
@@ -269,7 +270,7 @@ class WebhookService:
 
     async def process(self, event_id: uuid.UUID) -> WebhookEvent:
         """Apply one stored event to the ledger, through the same idempotent path every time."""
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             event = await WebhookEventRepository(session).get(event_id)
         if event is None:
             raise WebhookEventNotFound
@@ -323,7 +324,7 @@ class WebhookService:
             log.error("webhook.exhausted", event_id=str(event.id), error=error)
         retry = status in (WebhookEventStatus.PENDING_MATCH, WebhookEventStatus.FAILED)
         backoff = self._settings.webhook_retry_base_seconds * 2 ** max(event.attempts - 1, 0)
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             current = await WebhookEventRepository(session).get(event.id)
             if current is None:
                 raise WebhookEventNotFound
@@ -359,7 +360,7 @@ class WebhookService:
         limit: int,
     ) -> WebhookEventPage:
         after = decode_cursor(cursor) if cursor else None
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             events = await WebhookEventRepository(session).list(
                 status=status,
                 event_name=event_name,
@@ -377,7 +378,7 @@ class WebhookService:
         )
 
     async def get(self, event_id: uuid.UUID) -> WebhookEventResponse:
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             event = await WebhookEventRepository(session).get(event_id)
             if event is None:
                 raise WebhookEventNotFound
@@ -386,7 +387,7 @@ class WebhookService:
     async def update(
         self, event_id: uuid.UUID, changes: WebhookEventUpdate
     ) -> WebhookEventResponse:
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             event = await WebhookEventRepository(session).get(event_id)
             if event is None:
                 raise WebhookEventNotFound
@@ -406,7 +407,7 @@ class WebhookService:
             return WebhookEventResponse.model_validate(event)
 
     async def delete(self, event_id: uuid.UUID) -> WebhookEventDeleted:
-        async with self._sessionmaker.begin() as session:
+        async with transaction(self._sessionmaker) as session:
             event = await WebhookEventRepository(session).get(event_id)
             if event is None:
                 raise WebhookEventNotFound
