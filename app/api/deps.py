@@ -35,13 +35,6 @@ async def get_settings_dep(resources: ResourcesDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-async def get_medusa(resources: ResourcesDep) -> MedusaRepository:
-    return MedusaRepository(resources.medusa_pool)
-
-
-MedusaDep = Annotated[MedusaRepository, Depends(get_medusa)]
-
-
 async def get_netvalve_service(resources: ResourcesDep) -> NetvalveService:
     return build_netvalve_service(resources)
 
@@ -71,13 +64,6 @@ def build_gateway_event_service(resources: Resources) -> GatewayEventService:
         build_netvalve_service(resources).reconciler,
         settings,
     )
-
-
-async def get_gateway_event_service(resources: ResourcesDep) -> GatewayEventService:
-    return build_gateway_event_service(resources)
-
-
-GatewayEventServiceDep = Annotated[GatewayEventService, Depends(get_gateway_event_service)]
 
 
 def build_extra_charge_service(resources: Resources) -> ExtraChargeService:

@@ -24,7 +24,7 @@ NETVALVE_PROVIDER_PREFIX = "pp_netvalve"
 # Medusa payment-session statuses that must not be charged (MEDUSA.md section 7): `canceled` and
 # `error` are sessions Medusa gave up on (a retry needs a new session), `authorized` and
 # `captured` already hold money. Charging only `pending` and `requires_more` leaves Medusa's
-# own view in charge: a session it has settled one way or another is never charged again.
+# own view in charge: a session it has decided one way or another is never charged again.
 MEDUSA_UNPAYABLE = frozenset({"canceled", "error", "authorized", "captured"})
 # Payment collections that already hold money (another session's, maybe another provider's) or
 # that Medusa has closed: none of their sessions is charged.

@@ -37,7 +37,7 @@ from app.services.netvalve.errors import (
 from app.services.netvalve.ledger import Ledger, present
 from app.services.netvalve.medusa import MedusaCheckout, customer
 from app.services.netvalve.reconciliation import Reconciler
-from app.services.netvalve.results import PAID_STATES, SETTLED_STATES, PaymentResult, to_response
+from app.services.netvalve.results import CAPTURED_STATES, PAID_STATES, PaymentResult, to_response
 from app.services.netvalve.settlement import Settlement, settlement_of
 
 log = structlog.get_logger(__name__)
@@ -228,7 +228,7 @@ class Payments:
             )
             if claimed is None:
                 current = present(await ledger.get(payment.id))
-                if current.state in SETTLED_STATES and current.captured_minor == amount_minor:
+                if current.state in CAPTURED_STATES and current.captured_minor == amount_minor:
                     return PaymentResult(to_response(current))  # already captured, same amount
                 self._refuse(current, PaymentState.AUTHORIZED, "captured")
                 raise CaptureExceedsAuthorized(

@@ -99,10 +99,10 @@ class Reconciler:
         payment_id: uuid.UUID,
         *,
         settle_missing: bool = False,
-        confirm_settled: bool = True,
+        confirm_idle: bool = True,
         notify_medusa: bool = True,
     ) -> tuple[Payment, bool]:
-        """The payment, and whether this call settled its operation. With `confirm_settled`, a
+        """The payment, and whether this call settled its operation. With `confirm_idle`, a
         payment with nothing in flight is checked against NetValve's inquiry."""
         async with self._ledger.open() as ledger:
             payment = await ledger.get(payment_id)
@@ -114,8 +114,8 @@ class Reconciler:
         if payment is None:
             raise PaymentNotFound
         if attempt is None:
-            if confirm_settled and payment.transaction_id is not None and payment.in_flight is None:
-                return await self._sync_settled(payment), False
+            if confirm_idle and payment.transaction_id is not None and payment.in_flight is None:
+                return await self._confirm_with_inquiry(payment), False
             return payment, False
         settlement = await self._evidence(payment, attempt, settle_missing=settle_missing)
         if settlement is None:
@@ -181,7 +181,7 @@ class Reconciler:
             return None
         return settlement_of_record(record)
 
-    async def _sync_settled(self, payment: Payment) -> Payment:
+    async def _confirm_with_inquiry(self, payment: Payment) -> Payment:
         """Nothing in flight: record what NetValve's inquiry says, without moving the state."""
         answer = await self._client.inquiry(present(payment.transaction_id))
         log.info(
@@ -211,7 +211,7 @@ class Reconciler:
             try:
                 # Settled since the claim (by its own request or a webhook): nothing to confirm.
                 payment, settled = await self._reconcile(
-                    payment_id, confirm_settled=False, notify_medusa=True
+                    payment_id, confirm_idle=False, notify_medusa=True
                 )
             except Exception as error:
                 if is_database_down(error):

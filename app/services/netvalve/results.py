@@ -9,10 +9,11 @@ from app.core.money import from_minor_units
 from app.models.payment import Payment, PaymentState
 from app.schemas.payment import MedusaStatus, PaymentResponse
 
-SETTLED_STATES = frozenset(
+# The states whose money is captured (refunds included): Medusa calls them all `captured`.
+CAPTURED_STATES = frozenset(
     {PaymentState.CAPTURED, PaymentState.PARTIALLY_REFUNDED, PaymentState.REFUNDED}
 )
-PAID_STATES = SETTLED_STATES | {PaymentState.AUTHORIZED}
+PAID_STATES = CAPTURED_STATES | {PaymentState.AUTHORIZED}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -29,7 +30,7 @@ def medusa_status(payment: Payment) -> MedusaStatus:
     """The ledger state in Medusa's payment-session vocabulary."""
     if payment.state is PaymentState.AUTHORIZED:
         return "authorized"
-    if payment.state in SETTLED_STATES:
+    if payment.state in CAPTURED_STATES:
         return "captured"
     if payment.state is PaymentState.CANCELED:
         return "canceled"
