@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.errors import AppError
 from app.db.errors import is_database_down
 from app.db.session import transaction
-from app.repositories.payment_repository import IdempotencyRepository
+from app.repositories.idempotency_key_repository import IdempotencyRepository
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # A first request that has held its key this long without finishing is taken to have died.

@@ -41,7 +41,8 @@ from app.clients.netvalve import (
 from app.core import metrics
 from app.core.config import Settings
 from app.db.session import transaction
-from app.models.payment import Operation, Payment, PaymentAttempt, PaymentState
+from app.models.payment import Operation, Payment, PaymentState
+from app.models.payment_attempt import PaymentAttempt
 from app.repositories.extra_charge_repository import ExtraChargeRepository
 from app.repositories.payment_repository import NOT_FOUND_RECHECKED, PaymentRepository
 from app.services.netvalve.extra_charges import ExtraChargeService

@@ -24,8 +24,8 @@ from app.clients.netvalve import (
 from app.core.config import CaptureMode, Settings
 from app.db.medusa import MedusaPaymentSession
 from app.db.session import transaction
-from app.models.payment import HpfSession
-from app.repositories.payment_repository import HpfSessionRepository
+from app.models.hpf_session import HpfSession
+from app.repositories.hpf_session_repository import HpfSessionRepository
 from app.schemas.netvalve import HpfSessionResponse
 from app.services.netvalve.errors import NetvalveError
 from app.services.netvalve.medusa import MedusaCheckout

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.db.session import transaction
-from app.models.payment import AttemptOutcome, Operation, Payment, PaymentAttempt, PaymentState
+from app.models.payment import Operation, Payment, PaymentState
+from app.models.payment_attempt import AttemptOutcome, PaymentAttempt
 from app.repositories.payment_repository import NOT_FOUND, PaymentRepository
 from app.schemas.payment import PaymentUpdate
 from app.services.medusa_notifications import LedgerMark, MedusaOutbox

@@ -9,7 +9,8 @@ from decimal import Decimal, InvalidOperation
 from app.clients.netvalve import Customer, NetvalveClient, NetvalveConfigurationError
 from app.core.money import UnknownCurrency, exponent, normalise_currency, quantize, to_minor_units
 from app.db.medusa import MedusaCart, MedusaDataError, MedusaPaymentSession, MedusaRepository
-from app.models.payment import AttemptOutcome, Payment, PaymentState
+from app.models.payment import Payment, PaymentState
+from app.models.payment_attempt import AttemptOutcome
 from app.services.netvalve.errors import (
     InvalidAmount,
     NetvalveError,

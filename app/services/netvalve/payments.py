@@ -23,8 +23,9 @@ from app.clients.netvalve import PaymentRequest as GatewayPayment
 from app.core.config import CaptureMode, Settings
 from app.core.money import exponent, from_minor_units, quantize, to_minor_units
 from app.db.errors import is_database_down
-from app.models.payment import AttemptOutcome, Operation, Payment, PaymentAttempt, PaymentState
-from app.repositories.payment_repository import HpfSessionRepository
+from app.models.payment import Operation, Payment, PaymentState
+from app.models.payment_attempt import AttemptOutcome, PaymentAttempt
+from app.repositories.hpf_session_repository import HpfSessionRepository
 from app.schemas.netvalve import CancelRequest, CaptureRequest, RefundRequest, StatusQuery
 from app.schemas.payment import PaymentRequest
 from app.services.netvalve.errors import (

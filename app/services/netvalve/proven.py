@@ -17,7 +17,8 @@ from app.core.config import Settings
 from app.core.money import from_minor_units
 from app.db.session import transaction
 from app.models.extra_charge import ExtraCharge
-from app.models.payment import AttemptOutcome, Operation, Payment, PaymentAttempt, PaymentState
+from app.models.payment import Operation, Payment, PaymentState
+from app.models.payment_attempt import AttemptOutcome, PaymentAttempt
 from app.repositories.extra_charge_repository import ExtraChargeRepository
 from app.repositories.payment_repository import PaymentRepository
 from app.services.medusa_notifications import LedgerMark, MedusaOutbox

@@ -24,7 +24,8 @@ from app.clients.netvalve import (
 from app.core import metrics
 from app.core.config import Settings
 from app.db.errors import is_database_down
-from app.models.payment import AttemptOutcome, Operation, Payment, PaymentAttempt
+from app.models.payment import Operation, Payment
+from app.models.payment_attempt import AttemptOutcome, PaymentAttempt
 from app.repositories.payment_repository import RECONCILE_LEASE
 from app.services.netvalve.errors import PaymentNotFound
 from app.services.netvalve.ledger import Ledger, present

@@ -19,7 +19,7 @@ from app.clients.netvalve import (
     UnknownOutcome,
     ValidationFailed,
 )
-from app.models.payment import AttemptOutcome
+from app.models.payment_attempt import AttemptOutcome
 
 # NetValve's codes for a capture, refund or cancel it has done already.
 _ALREADY = {"GTW_2045", "GTW_2046", "GTW_2047"}

@@ -17,7 +17,8 @@ from pydantic import SecretStr
 from app.api.deps import build_webhook_service
 from app.core.cards import luhn_valid
 from app.main import create_app
-from app.models.payment import AttemptOutcome, Operation, Payment, PaymentAttempt, PaymentState
+from app.models.payment import Operation, Payment, PaymentState
+from app.models.payment_attempt import AttemptOutcome, PaymentAttempt
 from app.sandbox.server import SandboxServer, ThreadedServer
 from app.services.netvalve.webhooks import WebhookService
 from tests.api.netvalve.conftest import (
