@@ -25,7 +25,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -33,8 +32,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.clients.netvalve import (
     NetvalveClient,
     TransactionRecord,
-    as_decimal,
-    as_int,
     is_not_found,
     read_record,
 )
@@ -52,6 +49,17 @@ from app.services.netvalve.reconciliation import Reconciler
 from app.services.netvalve.results import EventOutcome
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EventData:
+    """What an event says about its transaction, read from its JSON by the intake: `amount` is
+    None unless positive; the ids are None when absent or empty."""
+
+    transaction_id: int | None
+    client_order_id: str | None
+    amount: Decimal | None
+    currency: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,19 +96,18 @@ class GatewayEventService:
         self._proven = ProvenTransactions(sessionmaker, settings)
 
     async def apply(
-        self, operation: Operation | None, outcome: str, data: dict[str, Any]
+        self, operation: Operation | None, outcome: str, event: EventData
     ) -> EventOutcome:
         """Apply one event's news: `operation` None with outcome `chargeback` is a dispute."""
-        client_order_id = _text(data.get("clientOrderId"))
         async with transaction(self._sessionmaker) as session:
             payment = await PaymentRepository(session).find_for_event(
-                client_order_id, as_int(data.get("transactionId"))
+                event.client_order_id, event.transaction_id
             )
         if payment is None:
             return EventOutcome("unmatched", "no payment matches yet")
         if outcome in ("failed", "pending"):
             return await self._hint(payment, outcome)
-        proven = await self._prove(operation, data, payment)
+        proven = await self._prove(operation, event, payment)
         if isinstance(proven, _Unproven):
             metrics.WEBHOOK_UNPROVEN.labels(proven.code).inc()
             log.warning(
@@ -159,15 +166,14 @@ class GatewayEventService:
     # --- proof -------------------------------------------------------------------------------
 
     async def _prove(
-        self, operation: Operation | None, data: dict[str, Any], payment: Payment
+        self, operation: Operation | None, event: EventData, payment: Payment
     ) -> _Proven | _Unproven | _Retry:
         """NetValve's record of the transaction the event names, if it proves the event."""
-        amount = _amount(data.get("amount"))
+        amount = event.amount
         if amount is None:
             return _Unproven("amount", "the event carries no readable amount")
         kind = RECORD_KINDS[operation] if operation is not None else None
-        transaction_id = as_int(data.get("transactionId"))
-        client_order_id = _text(data.get("clientOrderId"))
+        transaction_id, client_order_id = event.transaction_id, event.client_order_id
         fresh = False
         if transaction_id is not None:
             found = await self._client.get_transaction(transaction_id)
@@ -194,7 +200,7 @@ class GatewayEventService:
             record, fresh = picked
         else:
             return _Unproven("reference", "the event names neither a transaction nor an order")
-        mismatch = _mismatch(record, kind, amount, data, payment.currency)
+        mismatch = _mismatch(record, kind, amount, event, payment.currency)
         if mismatch is not None:
             return mismatch
         belongs = await self._belongs(record, kind, payment)
@@ -335,15 +341,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _text(value: object) -> str | None:
-    return str(value) if isinstance(value, str | int) and str(value) else None
-
-
-def _amount(value: object) -> Decimal | None:
-    amount = as_decimal(value)
-    return amount if amount is not None and amount > 0 else None
-
-
 def _minor(record: TransactionRecord, payment: Payment) -> int | None:
     return minor_of(record.amount, payment.currency) if record.amount is not None else None
 
@@ -352,7 +349,7 @@ def _mismatch(
     record: TransactionRecord,
     kind: str | None,
     amount: Decimal,
-    data: dict[str, Any],
+    event: EventData,
     currency: str,
 ) -> _Unproven | None:
     """What in NetValve's record contradicts the event, or the payment; None if nothing."""
@@ -371,7 +368,7 @@ def _mismatch(
             return _Unproven(
                 "amount", f"NetValve's {tid} is for {record.amount}, the event says {amount}"
             )
-    event_currency = _text(data.get("currency"))
+    event_currency = event.currency
     if record.currency != currency:
         return _Unproven("currency", f"NetValve's {tid} is in {record.currency}, not {currency}")
     if event_currency and event_currency.upper() != currency:
@@ -380,7 +377,7 @@ def _mismatch(
         )
     if record.amount is None or minor_of(record.amount, currency) is None:
         return _Unproven("amount", f"NetValve's {tid} has no amount in {currency}")
-    named = _text(data.get("clientOrderId"))
+    named = event.client_order_id
     if named and record.client_order_id and named != record.client_order_id:
         return _Unproven(
             "order",

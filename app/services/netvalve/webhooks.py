@@ -21,7 +21,7 @@ import structlog
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.clients.netvalve import as_int
+from app.clients.netvalve import as_decimal, as_int
 from app.core import metrics
 from app.core.cards import id_values, mask_pans, mask_pans_in_text
 from app.core.config import Settings
@@ -40,7 +40,7 @@ from app.schemas.webhook_event import (
     WebhookEventUpdate,
     WebhookReceipt,
 )
-from app.services.netvalve.events import GatewayEventService
+from app.services.netvalve.events import EventData, GatewayEventService
 
 log = structlog.get_logger(__name__)
 
@@ -290,7 +290,7 @@ class WebhookService:
         if operation is None and outcome != "chargeback":
             return WebhookEventStatus.IGNORED, "rebills are not made by this service", None
         data: dict[str, Any] = event.payload["data"]
-        result = await self._events.apply(operation, outcome, _float_free(data))
+        result = await self._events.apply(operation, outcome, event_data(data))
         exhausted = event.attempts >= self._settings.webhook_max_attempts
         if result.result == "unmatched":
             # It may have arrived before our own commit: try again later, then give up loudly.
@@ -418,9 +418,21 @@ class WebhookService:
         return WebhookEventResponse.model_validate(await self.process(event_id))
 
 
-def _float_free(data: dict[str, Any]) -> dict[str, Any]:
-    """Stored payloads hold amounts as JSON numbers; read them back exactly."""
+def event_data(data: dict[str, Any]) -> EventData:
+    """What a stored event's `data` says about its transaction."""
     amount = data.get("amount")
-    if isinstance(amount, bool) or not isinstance(amount, int | float):
-        return data  # a Decimal already, or not a number: the proof refuses what it cannot read
-    return {**data, "amount": Decimal(str(amount))}
+    if isinstance(amount, int | float) and not isinstance(amount, bool):
+        # Stored payloads hold amounts as JSON numbers; read them back exactly.
+        amount = Decimal(str(amount))
+    # A Decimal already, or not a number: the proof refuses what it cannot read.
+    readable = as_decimal(amount)
+    return EventData(
+        transaction_id=as_int(data.get("transactionId")),
+        client_order_id=_text(data.get("clientOrderId")),
+        amount=readable if readable is not None and readable > 0 else None,
+        currency=_text(data.get("currency")),
+    )
+
+
+def _text(value: object) -> str | None:
+    return str(value) if isinstance(value, str | int) and str(value) else None
