@@ -10,15 +10,15 @@ router = APIRouter()
 
 
 @router.post("/sale")
-async def sale(request: Request, state: StateDep, _: Authenticated, kind: str = "SALE") -> Response:
-    return await answer_body(request, lambda body: transitions.pay(state.store, kind, body))
+async def sale(request: Request, state: StateDep, _: Authenticated) -> Response:
+    return await answer_body(request, lambda body: transitions.pay(state.store, "SALE", body))
 
 
 @router.post("/authorize", name="authorization")
-async def authorize(
-    request: Request, state: StateDep, _: Authenticated, kind: str = "AUTHORIZATION"
-) -> Response:
-    return await answer_body(request, lambda body: transitions.pay(state.store, kind, body))
+async def authorize(request: Request, state: StateDep, _: Authenticated) -> Response:
+    return await answer_body(
+        request, lambda body: transitions.pay(state.store, "AUTHORIZATION", body)
+    )
 
 
 @router.post("/capture")
