@@ -13,6 +13,8 @@ from app.services.medusa_notifications import MedusaNotificationService
 from app.services.netvalve import NetvalveService
 from app.services.netvalve.events import GatewayEventService
 from app.services.netvalve.extra_charges import ExtraChargeService
+from app.services.netvalve.ledger import Ledger
+from app.services.netvalve.reconciliation import Reconciler
 from app.services.netvalve.webhooks import WebhookService
 
 # Dependencies are `async def` even when they do no I/O: FastAPI runs a plain `def` dependency
@@ -58,12 +60,9 @@ async def get_webhook_service(resources: ResourcesDep) -> WebhookService:
 
 def build_gateway_event_service(resources: Resources) -> GatewayEventService:
     settings = resources.settings
-    return GatewayEventService(
-        resources.sessionmaker,
-        NetvalveClient(resources.http_client, settings),
-        build_netvalve_service(resources).reconciler,
-        settings,
-    )
+    client = NetvalveClient(resources.http_client, settings)
+    reconciler = Reconciler(Ledger(resources.sessionmaker, settings), client, settings)
+    return GatewayEventService(resources.sessionmaker, client, reconciler, settings)
 
 
 def build_extra_charge_service(resources: Resources) -> ExtraChargeService:

@@ -48,8 +48,8 @@ class NetvalveService:
     ) -> None:
         ledger = Ledger(sessionmaker, settings)
         checkout = MedusaCheckout(medusa, client, ledger)
-        self.reconciler = Reconciler(ledger, client, settings)
-        self._payments = Payments(ledger, self.reconciler, checkout, client, settings)
+        self._reconciler = Reconciler(ledger, client, settings)
+        self._payments = Payments(ledger, self._reconciler, checkout, client, settings)
         self._hpf = HostedFields(sessionmaker, client, checkout, settings)
 
     async def pay(
@@ -77,7 +77,7 @@ class NetvalveService:
         return await self._hpf.session(payment_session_id, cart_id, reuse=reuse)
 
     async def reconcile(self, payment_id: uuid.UUID) -> Payment:
-        return await self.reconciler.reconcile(payment_id)
+        return await self._reconciler.reconcile(payment_id)
 
     async def sweep_once(self, limit: int = 50, stop: asyncio.Event | None = None) -> int:
-        return await self.reconciler.sweep_once(limit, stop)
+        return await self._reconciler.sweep_once(limit, stop)
