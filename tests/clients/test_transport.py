@@ -136,6 +136,7 @@ class RawServer:
     def __init__(self, behaviour: str) -> None:
         self.behaviour = behaviour
         self.requests = 0
+        self.closed_by_client = False
         self._server: asyncio.Server | None = None
         self._released = asyncio.Event()
         self._handlers: set[asyncio.Task[None]] = set()
@@ -163,6 +164,12 @@ class RawServer:
         length = next((int(line[15:]) for line in lines if line.startswith(b"content-length:")), 0)
         await reader.readexactly(length)
         self.requests += 1
+        if self.behaviour == "answer_then_wait_for_eof":
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            await writer.drain()
+            with contextlib.suppress(TimeoutError):
+                self.closed_by_client = await asyncio.wait_for(reader.read(), 2) == b""
+            return
         await self._misbehave(writer)
 
     async def _misbehave(self, writer: asyncio.StreamWriter) -> None:
@@ -238,3 +245,14 @@ class TestRetrySafety:
         # aiohttp bounds the pool wait and the connect as one phase, so its reason is the connect's.
         assert (waited.reason, waited.retry_safe) == ("connect_timeout", True)
         assert server.requests == 1
+
+
+async def test_closing_the_client_closes_its_pooled_connections() -> None:
+    server = RawServer("answer_then_wait_for_eof")
+    async with server as url:
+        http = create_http_client(client_settings())
+        assert (await http.get(f"{url}/x")).status_code == 200
+        await http.aclose()  # what the lifespan does at shutdown
+        await asyncio.sleep(0.2)
+
+        assert server.closed_by_client  # the kept-alive connection was closed, not left open
