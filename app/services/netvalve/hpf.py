@@ -6,6 +6,7 @@ reported when none does.
 """
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,6 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clients.netvalve import (
     Approved,
+    HpfScriptList,
+    HpfSessionInit,
+    HppOrder,
     HppOrderRequest,
     NetvalveClient,
     NetvalveResult,
@@ -22,7 +26,6 @@ from app.clients.netvalve import (
     UnknownOutcome,
 )
 from app.core.config import CaptureMode, Settings
-from app.db.medusa import MedusaPaymentSession
 from app.db.session import transaction
 from app.models.hpf_session import HpfSession
 from app.repositories.hpf_session_repository import HpfSessionRepository
@@ -31,6 +34,9 @@ from app.services.netvalve.errors import NetvalveError
 from app.services.netvalve.medusa import MedusaCheckout
 
 log = structlog.get_logger(__name__)
+
+# A source's name and what the browser needs from it.
+_Found = tuple[str, dict[str, Any]]
 
 HPF_SESSION_LIFETIME = timedelta(seconds=270)  # NetValve's 300 s, less a margin for the browser
 
@@ -77,7 +83,7 @@ class HostedFields:
             return HpfSessionResponse(
                 **live.payload, id=live.id, expires_at=live.expires_at, reused=True
             )
-        source, payload, steps = await self._waterfall(session, currency, amount)
+        source, payload, steps = await self._waterfall(currency, amount)
         if source is None:
             raise HpfUnavailable(extra={"steps": steps})
         record = HpfSession(
@@ -105,97 +111,78 @@ class HostedFields:
         )
 
     async def _waterfall(
-        self, session: MedusaPaymentSession, currency: str, amount: Decimal
+        self, currency: str, amount: Decimal
     ) -> tuple[str | None, dict[str, Any], list[dict[str, str]]]:
-        settings = self._settings
+        """The first source that answers and its payload; why each step before it was skipped."""
         steps: list[dict[str, str]] = []
-
-        def skipped(step: str, why: str) -> None:
-            steps.append({"step": step, "outcome": why})
-
-        if settings.netvalve_hpf_script_src:
-            return (
-                "override_script",
-                {
-                    "script_src": str(settings.netvalve_hpf_script_src),
-                    "integrity": settings.netvalve_hpf_script_integrity,
-                },
-                steps,
-            )
-        if settings.netvalve_hpp_direct_url:
-            return "override_hpp", {"redirect_url": str(settings.netvalve_hpp_direct_url)}, steps
-        skipped("override", "not configured")
-
-        api = await self._client.initialize_hpf_session()
-        if isinstance(api, Approved) and api.body.get("paymentToken"):
-            return (
-                "api",
-                {
-                    "script_src": api.body.get("netvalveScriptSrc"),
-                    "integrity": api.body.get("integrity"),
-                    "payment_token": api.body.get("paymentToken"),
-                },
-                steps,
-            )
-        skipped("api", _describe(api))
-
-        if settings.netvalve_basic_auth_username and settings.netvalve_basic_auth_password:
-            scripts = await self._client.backoffice_hpf_scripts()
-            chosen = _pick_script(scripts)
-            if chosen is not None:
-                return (
-                    "backoffice",
-                    {
-                        "script_src": chosen.get("netvalveScriptSrc"),
-                        "integrity": chosen.get("integrity"),
-                    },
-                    steps,
-                )
-            reason = "no active script" if isinstance(scripts, Approved) else _describe(scripts)
-            skipped("backoffice", reason)
-        else:
-            skipped("backoffice", "no basic-auth credentials")
-
-        if settings.netvalve_hpp_fallback_enabled:
-            order = await self._client.create_hpp_order(
-                HppOrderRequest(
-                    amount=amount,
-                    currency=currency,
-                    client_order_id=f"hpp-{uuid.uuid4().hex}",
-                    success_url=str(settings.netvalve_hpp_success_url),
-                    cancel_url=str(settings.netvalve_hpp_cancel_url),
-                    failed_url=str(settings.netvalve_hpp_failed_url),
-                    mode="SALE"
-                    if settings.netvalve_capture_mode is CaptureMode.SALE
-                    else "AUTHORIZATION",
-                )
-            )
-            if isinstance(order, Approved) and order.body.get("redirectUrl"):
-                return "hpp", {"redirect_url": order.body["redirectUrl"]}, steps
-            skipped("hpp", _describe(order))
-        else:
-            skipped("hpp", "fallback disabled")
-
-        if settings.netvalve_hpf_fallback_script_src:
-            return "static", {"script_src": str(settings.netvalve_hpf_fallback_script_src)}, steps
-        skipped("static", "not configured")
+        sources: list[tuple[str, Callable[[], Awaitable[_Found | str]]]] = [
+            ("override", self._override),
+            ("api", self._api),
+            ("backoffice", self._backoffice),
+            ("hpp", lambda: self._hpp(currency, amount)),
+            ("static", self._static),
+        ]
+        for step, source in sources:
+            found = await source()
+            if not isinstance(found, str):
+                return found[0], found[1], steps
+            steps.append({"step": step, "outcome": found})
         return None, {}, steps
 
+    async def _override(self) -> _Found | str:
+        settings = self._settings
+        if settings.netvalve_hpf_script_src:
+            return "override_script", {
+                "script_src": str(settings.netvalve_hpf_script_src),
+                "integrity": settings.netvalve_hpf_script_integrity,
+            }
+        if settings.netvalve_hpp_direct_url:
+            return "override_hpp", {"redirect_url": str(settings.netvalve_hpp_direct_url)}
+        return "not configured"
 
-def _pick_script(scripts: NetvalveResult) -> dict[str, Any] | None:
-    if not isinstance(scripts, Approved):
-        return None
-    usable = [
-        item
-        for item in scripts.body.get("items", [])
-        if isinstance(item, dict)
-        and item.get("status") == "ACTIVE"
-        and not item.get("deleted")
-        and item.get("netvalveScriptSrc")
-    ]
-    defaults = [item for item in usable if item.get("isDefault")]
-    ranked = sorted(defaults or usable, key=lambda item: str(item.get("createdDate") or ""))
-    return ranked[-1] if ranked else None
+    async def _api(self) -> _Found | str:
+        api = await self._client.initialize_hpf_session()
+        if not isinstance(api, HpfSessionInit):
+            return _describe(api)
+        return "api", {
+            "script_src": api.script_src,
+            "integrity": api.integrity,
+            "payment_token": api.payment_token,
+        }
+
+    async def _backoffice(self) -> _Found | str:
+        settings = self._settings
+        if not (settings.netvalve_basic_auth_username and settings.netvalve_basic_auth_password):
+            return "no basic-auth credentials"
+        scripts = await self._client.backoffice_hpf_scripts()
+        chosen = scripts.preferred if isinstance(scripts, HpfScriptList) else None
+        if chosen is not None:
+            return "backoffice", {"script_src": chosen.script_src, "integrity": chosen.integrity}
+        return "no active script" if isinstance(scripts, Approved) else _describe(scripts)
+
+    async def _hpp(self, currency: str, amount: Decimal) -> _Found | str:
+        settings = self._settings
+        if not settings.netvalve_hpp_fallback_enabled:
+            return "fallback disabled"
+        sale = settings.netvalve_capture_mode is CaptureMode.SALE
+        order = await self._client.create_hpp_order(
+            HppOrderRequest(
+                amount=amount,
+                currency=currency,
+                client_order_id=f"hpp-{uuid.uuid4().hex}",
+                success_url=str(settings.netvalve_hpp_success_url),
+                cancel_url=str(settings.netvalve_hpp_cancel_url),
+                failed_url=str(settings.netvalve_hpp_failed_url),
+                mode="SALE" if sale else "AUTHORIZATION",
+            )
+        )
+        if isinstance(order, HppOrder):
+            return "hpp", {"redirect_url": order.redirect_url}
+        return _describe(order)
+
+    async def _static(self) -> _Found | str:
+        script_src = self._settings.netvalve_hpf_fallback_script_src
+        return ("static", {"script_src": str(script_src)}) if script_src else "not configured"
 
 
 def _describe(result: NetvalveResult) -> str:

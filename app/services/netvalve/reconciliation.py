@@ -189,7 +189,7 @@ class Reconciler:
             "payment.confirmed",
             payment_id=str(payment.id),
             outcome=type(answer).__name__,
-            gateway_status=answer.body.get("status") if isinstance(answer, Approved) else None,
+            gateway_status=answer.status if isinstance(answer, Approved) else None,
         )
         return payment
 

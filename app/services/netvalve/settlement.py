@@ -78,8 +78,8 @@ def settlement_of(result: NetvalveResult) -> Settlement:
             response_code=result.response_code,
             response_message=result.response_message,
             hard_decline=isinstance(result, Declined) and result.hard,
-            card_number=result.body.get("cardNumber") or None,
-            card_type=result.body.get("cardType") or None,
+            card_number=result.card_number,
+            card_type=result.card_type,
             already_done=declined
             and result.response_code in _ALREADY
             and result.operation in ("capture", "refund", "cancel"),
