@@ -305,9 +305,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost, so every response, errors and CORS preflights included, carries the request id
     # and the security headers.
     app.add_middleware(RequestContextMiddleware)
+    # The money routes first: FastAPI tries included routers in order, matching each twice.
+    app.include_router(netvalve_router)
     app.include_router(health.router)
     app.include_router(metrics_api.router)
-    app.include_router(netvalve_router)
     return app
 
 
