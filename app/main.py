@@ -34,8 +34,8 @@ from app.core import metrics
 from app.core.config import ConfigurationError, Settings, get_settings, secret_values
 from app.core.cors import ErrorShapeCORSMiddleware
 from app.core.errors import register_exception_handlers
-from app.core.logging import configure_logging
-from app.core.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
+from app.core.headers import SecurityHeadersMiddleware
+from app.core.logging import REQUEST_ID_HEADER, RequestContextMiddleware, configure_logging
 from app.core.ratelimit import RateLimiter
 from app.core.startup import database_address
 from app.core.state import Resources
@@ -305,6 +305,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost, so every response, errors and CORS preflights included, carries the request id
     # and the security headers.
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     # The money routes first: FastAPI tries included routers in order, matching each twice.
     app.include_router(netvalve_router)
     app.include_router(health.router)

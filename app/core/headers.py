@@ -5,6 +5,9 @@ no scripts, no framing, no sniffing, no caching. Swagger UI at /docs (and ReDoc)
 and styles from FastAPI's CDN, so those pages get a policy that allows exactly that.
 """
 
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 DOCS_POLICY = (
     "default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
@@ -26,19 +29,22 @@ STATIC_HEADERS = {
 }
 
 
-RawHeaders = tuple[tuple[bytes, bytes], ...]
+class SecurityHeadersMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        policy = DOCS_POLICY if scope["path"] in DOCS_PATHS else API_POLICY
 
-def _raw(policy: str) -> RawHeaders:
-    headers = {**STATIC_HEADERS, "Content-Security-Policy": policy}
-    return tuple((name.lower().encode(), value.encode()) for name, value in headers.items())
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in STATIC_HEADERS.items():
+                    headers.setdefault(name, value)
+                headers.setdefault("Content-Security-Policy", policy)
+            await send(message)
 
-
-_API_HEADERS = _raw(API_POLICY)
-_DOCS_HEADERS = _raw(DOCS_POLICY)
-
-
-def security_headers(path: str) -> RawHeaders:
-    """The headers every response at `path` carries unless it sets them itself (added by
-    `app.core.middleware.RequestContextMiddleware`), as ASGI header pairs built once."""
-    return _DOCS_HEADERS if path in DOCS_PATHS else _API_HEADERS
+        await self.app(scope, receive, send_with_headers)

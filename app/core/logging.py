@@ -1,5 +1,4 @@
-"""JSON logs with a request id on every line (bound by `app.core.middleware`), and redaction of
-secrets and card numbers.
+"""JSON logs with a request id on every line, and redaction of secrets and card numbers.
 
 Redaction is a last line of defence: secrets are `SecretStr` and card data never reaches this
 service, but a gateway response or an exception message could still carry either. Values are
@@ -11,14 +10,22 @@ import json
 import logging
 import re
 import sys
+import time
+import uuid
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
 import structlog
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.types import EventDict, Processor
 
+from app.core import metrics
 from app.core.cards import mask_candidate
+from app.core.errors import error_response
+
+log = structlog.get_logger(__name__)
 
 REDACTED = "[REDACTED]"
 _HANDLER_NAME = "netvalve-gateway-json"
@@ -219,3 +226,72 @@ def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route as a template (`/api/v1/netvalve/webhook-events/{event_id}`), so that
+    ids never become label values; anything unmatched shares one label.
+
+    Rebuilt from the path and its parameters: a route included through routers knows only its
+    own part of the path."""
+    if scope.get("route") is None:
+        return "unmatched"
+    params = {str(value): name for name, value in scope.get("path_params", {}).items()}
+    segments = str(scope["path"]).split("/")
+    return "/".join(f"{{{params[part]}}}" if part in params else part for part in segments)
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+class RequestContextMiddleware:
+    """Gives each request an id (the caller's, if well-formed), logs one access line, and turns
+    an unhandled exception into the standard 500 body, so no error escapes without the id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        started_at = time.perf_counter()
+        status_code = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status_code, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status_code = message["status"]
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("http.unhandled_error", method=scope["method"], path=scope["path"])
+            if response_started:
+                raise
+            response = error_response(
+                500, "InternalServerError", "An unexpected error occurred.", request_id
+            )
+            await response(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started_at
+            log.info(
+                "http.request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status_code,
+                duration_ms=round(elapsed * 1000, 2),
+            )
+            metrics.HTTP_REQUEST_SECONDS.labels(
+                scope["method"], _route_template(scope), str(status_code)
+            ).observe(elapsed)
+            structlog.contextvars.reset_contextvars(**tokens)
