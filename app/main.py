@@ -306,10 +306,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # and the security headers.
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
-    # The money routes first: FastAPI tries included routers in order, matching each twice.
-    app.include_router(netvalve_router)
     app.include_router(health.router)
     app.include_router(metrics_api.router)
+    app.include_router(netvalve_router)
     return app
 
 
