@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # Build: docker build -t netvalve-gateway .
-# The image runs `uvicorn app.main:app` as an unprivileged user; migrations are a separate
-# command (`alembic upgrade head`), run once per release (see docker-compose.prod.yml).
+# The image runs `uvicorn --factory app.main:create_app` as an unprivileged user; migrations are a
+# separate command (`alembic upgrade head`), run once per release (see docker-compose.prod.yml).
 
 FROM python:3.11-slim AS builder
 ENV UV_COMPILE_BYTECODE=1 \
@@ -30,4 +30,4 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
 # --http: a deadline for reading each request (REQUEST_READ_TIMEOUT_SECONDS). --no-proxy-headers:
 # the app reads X-Forwarded-For itself, from TRUSTED_PROXIES only (app/api/client.py).
-CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--http", "app.core.server:BoundedHttpToolsProtocol", "--no-proxy-headers", "--no-server-header", "--timeout-graceful-shutdown", "35"]
+CMD ["uvicorn", "--factory", "app.main:create_app", "--host", "0.0.0.0", "--port", "8000", "--http", "app.core.server:BoundedHttpToolsProtocol", "--no-proxy-headers", "--no-server-header", "--timeout-graceful-shutdown", "35"]

@@ -2,8 +2,9 @@
 
 Importing the package first points prometheus_client at a directory that every worker of one
 server run shares, because the library picks how it stores values when it is first imported:
-under `uvicorn app.main:app --workers N` each worker is a child of one supervisor, and /metrics
-must add up all of them. A PROMETHEUS_MULTIPROC_DIR set by the operator is used as it is.
+under `uvicorn --factory app.main:create_app --workers N` each worker is a child of one
+supervisor, and /metrics must add up all of them. A PROMETHEUS_MULTIPROC_DIR set by the operator
+is used as it is.
 """
 
 import contextlib

@@ -1,4 +1,5 @@
-"""Application factory. `uvicorn app.main:app` serves the module-level `app`."""
+"""Application factory: `uvicorn --factory app.main:create_app` builds the app in each server
+process. Importing this module builds nothing: no settings are read, no engine or client made."""
 
 import asyncio
 import contextlib
@@ -276,7 +277,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    """The ASGI app, with `settings` or (as uvicorn's factory) those of the environment."""
+    settings = settings or _settings_or_exit()
     configure_logging(settings.log_level, secrets=secret_values(settings))
     app = FastAPI(
         title="netvalve-gateway",
@@ -310,12 +312,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _create_app_or_exit() -> FastAPI:
+def _settings_or_exit() -> Settings:
     try:
-        return create_app()
+        return get_settings()
     except ConfigurationError as exc:
         # A clear one-line reason instead of a traceback; the message never holds a secret value.
         sys.exit(f"netvalve-gateway: {exc}")
-
-
-app = _create_app_or_exit()

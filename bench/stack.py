@@ -200,7 +200,7 @@ def service_env(stack: Stack) -> dict[str, str]:
 def start_service(stack: Stack, profile_to: Path | None = None) -> ManagedProcess:
     """The service, ready (GET /health is 200); under pyinstrument when `profile_to` is set."""
     port = free_port()
-    argv = [sys.executable, "-m", *UVICORN, "app.main:app", "--port", str(port)]
+    argv = [sys.executable, "-m", *UVICORN, "--factory", "app.main:create_app", "--port", str(port)]
     if profile_to is not None:
         argv = [sys.executable, "-m", "bench.profiled_service", str(profile_to), str(port)]
     name = f"service-{profile_to.stem}" if profile_to else "service"

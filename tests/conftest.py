@@ -11,7 +11,10 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-# Before anything from `app` is imported: importing app.main builds the module-level app.
+# Importing app.main builds nothing (uvicorn runs `--factory app.main:create_app`), but whatever
+# reads the settings from the environment, in this process (`get_settings`, cached on first use)
+# or in a subprocess that inherits it, must find a test configuration that reaches no real
+# database. Set before anything from `app` is imported.
 os.environ.update(
     ENVIRONMENT="test",
     NETVALVE_ENVIRONMENT="sandbox",

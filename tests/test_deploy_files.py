@@ -1,5 +1,6 @@
 """No Docker engine runs here, so the container files are checked against the code instead."""
 
+import importlib
 import re
 import shlex
 from pathlib import Path
@@ -42,6 +43,13 @@ def app_routes() -> set[str]:
     return set(app.openapi()["paths"])
 
 
+def assert_serves_the_factory(command: list[str]) -> None:
+    """`uvicorn --factory <module>:<name>`, where the name is the code's app factory."""
+    assert command[:3] == ["uvicorn", "--factory", "app.main:create_app"]
+    module, _, name = command[2].partition(":")
+    assert getattr(importlib.import_module(module), name) is create_app
+
+
 def dockerfile_instructions() -> list[tuple[str, str]]:
     text = read("Dockerfile").replace("\\\n", " ")
     instructions = []
@@ -70,7 +78,7 @@ class TestDockerfile:
         instructions = dict(dockerfile_instructions())
         assert instructions["EXPOSE"] == str(SERVICE_PORT)
         cmd = yaml.safe_load(instructions["CMD"])
-        assert cmd[:2] == ["uvicorn", "app.main:app"]
+        assert_serves_the_factory(cmd)
         assert cmd[cmd.index("--port") + 1] == str(SERVICE_PORT)
         health_url = re.search(r"http://127\.0\.0\.1:(\d+)(/[\w/]*)", instructions["HEALTHCHECK"])
         assert health_url
@@ -132,7 +140,7 @@ class TestProdCompose:
     def test_multi_worker_uvicorn_after_migrations(self):
         services = compose("docker-compose.prod.yml")["services"]
         command = command_words(services["app"]["command"])
-        assert command[:2] == ["uvicorn", "app.main:app"]
+        assert_serves_the_factory(command)
         assert int(command[command.index("--workers") + 1]) >= 2
         assert command[command.index("--port") + 1] == str(SERVICE_PORT)
         assert command_words(services["migrate"]["command"]) == ["alembic", "upgrade", "head"]

@@ -20,8 +20,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
 from app.api.client import client_ip
-from app.api.deps import ResourcesDep, SettingsDep
+from app.core.config import Settings
 from app.core.errors import AppError
+from app.core.state import Resources
 
 Scope = Literal["storefront", "medusa", "admin", "metrics"]
 bearer = HTTPBearer(auto_error=False, description="A storefront or admin API key.")
@@ -72,10 +73,23 @@ def _matches(presented: bytes, keys: list[SecretStr]) -> bool:
     return found
 
 
+def _resources(request: Request) -> Resources:
+    # Read here rather than through `ResourcesDep`: FastAPI solves a sub-dependency again, down
+    # to its leaves, before it looks in its per-request cache, so every route would pay for the
+    # chain once per auth dependency that names it.
+    resources: Resources = request.app.state.resources
+    return resources
+
+
 async def authenticate(
-    settings: SettingsDep,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
+    return identify(_resources(request).settings, credentials)
+
+
+def identify(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    """The caller of a key, compared against every configured key (see the module docstring)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise NotAuthenticated
     presented = _digest(credentials.credentials)
@@ -92,12 +106,11 @@ async def authenticate(
 
 
 async def require_storefront(
-    principal: Annotated[Principal, Depends(authenticate)],
-    request: Request,
-    resources: ResourcesDep,
+    principal: Annotated[Principal, Depends(authenticate)], request: Request
 ) -> Principal:
     if principal.scope == "metrics":
         raise InsufficientScope
+    resources = _resources(request)
     limiter = resources.rate_limiter
     if limiter is not None and principal.scope != "medusa":
         caller = f"{principal.key_id}|{client_ip(request, resources.settings)}"

@@ -23,6 +23,7 @@ from app.api.auth import (
     InsufficientScope,
     authenticate,
     bearer,
+    identify,
     require_admin,
     require_metrics,
     require_server,
@@ -174,7 +175,7 @@ class RequestGuardMiddleware:
         if guard.webhook:
             await verify_source(request, self.settings)
         if guard.scopes is not None:
-            principal = await authenticate(self.settings, await bearer(request))
+            principal = identify(self.settings, await bearer(request))
             if principal.scope not in guard.scopes:
                 raise InsufficientScope
 

@@ -1,7 +1,8 @@
 """What an entry point does before anything else: one line, not a traceback, when it cannot start.
 
-Every command a person types (`make run`, the Alembic wrapper, `uvicorn app.main:app`, the
-sandbox) checks its settings, and where it needs the database at once, that it can reach it.
+Every command a person types (`make run`, the Alembic wrapper, `uvicorn --factory
+app.main:create_app`, the sandbox) checks its settings, and where it needs the database at once,
+that it can reach it.
 A failure ends the process with status 1 and one line on stderr that names the variable; it
 never holds a secret value.
 """

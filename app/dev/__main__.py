@@ -316,7 +316,8 @@ def serve() -> None:
         print(banner(f"http://{host}:{port}", database_url, setup), flush=True)  # noqa: T201
         try:
             uvicorn.run(
-                "app.main:app",
+                "app.main:create_app",
+                factory=True,
                 host=host,
                 port=port,
                 log_config=None,

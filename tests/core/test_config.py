@@ -270,7 +270,7 @@ class TestStartup:
         )
 
         started = subprocess.run(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--port", "0"],
+            [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app", "--port", "0"],
             cwd=PROJECT_ROOT,
             env=env,
             capture_output=True,
@@ -297,7 +297,7 @@ class TestStartup:
         )
 
         started = subprocess.run(
-            [sys.executable, "-c", "import app.main"],
+            [sys.executable, "-c", "from app.main import create_app; create_app()"],
             cwd=PROJECT_ROOT,
             env=env,
             capture_output=True,

@@ -18,7 +18,7 @@ from tests.fixtures.log_audit import audit_text
 SECRET = "hunter2-never-print-me-0123456789"
 LAUNCHER = [sys.executable, "-m", "app.dev"]
 ALEMBIC_WRAPPER = [*LAUNCHER, "alembic", "upgrade", "head"]
-UVICORN = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", "0"]
+UVICORN = [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app", "--port", "0"]
 SANDBOX = [sys.executable, "-m", "app.sandbox"]
 Started = subprocess.CompletedProcess[str]
 DEV = {"ENVIRONMENT": "development", "NETVALVE_ENVIRONMENT": "sandbox"}
@@ -145,3 +145,35 @@ def test_uvicorn_with_the_database_down_says_so_in_one_line_and_stays_ready_to_r
     assert "worker_failed" not in output, output
     assert output.count("worker.database_unreachable") <= 2, output  # once per worker at most
     assert SECRET not in output
+
+
+# Any settings read, engine, client or app built while `app.main` is imported fails the import.
+IMPORT_BUILDS_NOTHING = """
+import logging, sys
+import fastapi, httpx, pydantic_settings, sqlalchemy.ext.asyncio
+
+def refuse(what):
+    def built(*args, **kwargs):
+        raise SystemExit(f"importing app.main built {what}")
+    return built
+
+pydantic_settings.BaseSettings.__init__ = refuse("settings")
+sqlalchemy.ext.asyncio.create_async_engine = refuse("an engine")
+httpx.AsyncClient.__init__ = refuse("an HTTP client")
+fastapi.FastAPI.__init__ = refuse("an app")
+handlers = list(logging.getLogger().handlers)
+
+import app.main
+
+assert not hasattr(app.main, "app"), "a module-level app"
+assert logging.getLogger().handlers == handlers, "logging configured"
+print("built nothing")
+"""
+
+
+def test_importing_app_main_builds_nothing(tmp_path):
+    # No variables at all: a settings read would fail even without the refusals above.
+    started = start([sys.executable, "-c", IMPORT_BUILDS_NOTHING], tmp_path)
+
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip() == "built nothing"

@@ -1,5 +1,6 @@
-"""Service processes as they are deployed: `uvicorn app.main:app` subprocesses, configured only by
-environment variables, sharing one migrated database and one sandbox that records its webhooks."""
+"""Service processes as they are deployed: `uvicorn --factory app.main:create_app` subprocesses,
+configured only by environment variables, sharing one migrated database and one sandbox that
+records its webhooks."""
 
 import asyncio
 import json
@@ -56,8 +57,8 @@ def runnable(command: list[str], port: int) -> list[str]:
 
 
 class ServiceProcess:
-    """One `uvicorn app.main:app` process; its stdout and stderr go to `log_path`, which the
-    suite's log audit reads."""
+    """One `uvicorn --factory app.main:create_app` process; its stdout and stderr go to
+    `log_path`, which the suite's log audit reads."""
 
     def __init__(
         self,
@@ -74,8 +75,8 @@ class ServiceProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = audited_output(name)
         self._log = self.log_path.open("wb")
-        default = ["uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", "0"]
-        default += ["--no-server-header", "--timeout-graceful-shutdown", "10"]
+        default = ["uvicorn", "--factory", "app.main:create_app", "--host", "127.0.0.1"]
+        default += ["--port", "0", "--no-server-header", "--timeout-graceful-shutdown", "10"]
         self.process = subprocess.Popen(
             runnable(command or default, self.port),
             cwd=workdir,  # no .env there: the environment is the whole configuration

@@ -174,7 +174,8 @@ async def test_sigterm_lets_an_in_flight_payment_finish(
     log_path = audited_output("shutdown-uvicorn")
     with log_path.open("wb") as log:
         server = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)),
+            sys.executable,
+            *("-m", "uvicorn", "--factory", "app.main:create_app", "--port", str(port)),
             cwd=PROJECT_ROOT,
             env=env,
             stdout=log,
