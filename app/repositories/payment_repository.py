@@ -12,7 +12,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy import Table, bindparam, func, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +26,7 @@ RECONCILE_LEASE = timedelta(seconds=60)
 NOT_FOUND = "not_found"
 NOT_FOUND_RECHECKED = "not_found_rechecked"
 
+_payments = cast(Table, Payment.__table__)
 _attempts = cast(Table, PaymentAttempt.__table__)
 _GET = select(Payment).where(Payment.id == bindparam("payment_id"))
 _GET_FOR_UPDATE = _GET.with_for_update()
@@ -56,22 +57,32 @@ _EXISTING = (
     .where(Payment.payment_session_id == bindparam("payment_session_id"))
     .execution_options(populate_existing=True)
 )
-_CLAIM_VALUES = {
-    "in_flight": bindparam("operation"),
-    "attempts_count": Payment.attempts_count + 1,
-    "next_reconcile_at": None,
-    "reconcile_tries": 0,
-}
-_CLAIM = (
-    update(Payment)
+# Core DML loaded as ORM rows (from_statement): the objects are the session's, as with ORM DML,
+# for less of the ORM's bulk-DML machinery.
+_INSERT_NEW = (
+    insert(_payments)
+    .on_conflict_do_nothing(index_elements=[_payments.c.payment_session_id])
+    .returning(*_payments.c)
+)
+_ENSURE = select(Payment).from_statement(_INSERT_NEW)
+_CLAIM_UPDATE = (
+    update(_payments)
     .where(
-        Payment.id == bindparam("payment_id"),
-        Payment.in_flight.is_(None),
-        Payment.state.in_(bindparam("states", expanding=True)),
+        _payments.c.id == bindparam("payment_id"),
+        _payments.c.in_flight.is_(None),
+        _payments.c.state.in_(bindparam("states", expanding=True)),
     )
-    .values(_CLAIM_VALUES)
-    .returning(Payment)
-    .execution_options(synchronize_session=False, populate_existing=True)
+    .values(
+        in_flight=bindparam("operation"),
+        attempts_count=_payments.c.attempts_count + 1,
+        next_reconcile_at=null(),
+        reconcile_tries=0,
+    )
+)
+_CLAIM = (
+    select(Payment)
+    .from_statement(_CLAIM_UPDATE.returning(*_payments.c))
+    .execution_options(populate_existing=True)
 )
 _APPLIED_ELSEWHERE = (
     select(_attempts.c.id)
@@ -125,12 +136,7 @@ class PaymentRepository:
     async def ensure(self, values: dict[str, Any]) -> Payment:
         """The payment of a Medusa session, created on first use (race-free upsert): one
         statement when it is new, two when it already exists."""
-        created: Payment | None = await self.session.scalar(
-            insert(Payment)
-            .values(id=uuid.uuid4(), **values)
-            .on_conflict_do_nothing(index_elements=[Payment.payment_session_id])
-            .returning(Payment)
-        )
+        created: Payment | None = await self.session.scalar(_ENSURE, {"id": uuid.uuid4(), **values})
         if created is not None:
             return created
         existing = await self.session.scalar(
@@ -154,9 +160,13 @@ class PaymentRepository:
         row comes back from the same statement (RETURNING), as it is after the update.
         """
         params = {"payment_id": payment_id, "operation": operation, "states": list(states)}
-        if extra_condition is None:
-            return await self.session.scalar(_CLAIM, params)
-        return await self.session.scalar(_CLAIM.where(extra_condition), params)
+        statement = _CLAIM
+        if extra_condition is not None:
+            claim = _CLAIM_UPDATE.where(extra_condition).returning(*_payments.c)
+            statement = select(Payment).from_statement(claim)
+            statement = statement.execution_options(populate_existing=True)
+        claimed: Payment | None = await self.session.scalar(statement, params)
+        return claimed
 
     async def settle(self, payment: Payment) -> None:
         """Write pending changes. Server-set columns (updated_at) come back with the UPDATE
