@@ -1,22 +1,11 @@
 """Every query on the hosted-payment-fields sessions."""
 
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.hpf_session import HpfSession
-
-_sessions = cast(Table, HpfSession.__table__)
-# Core, built once: every payment attempt runs it. Unlike the ORM statement it replaces, it does
-# not autoflush the attempt pending in the caller's session; that attempt is written when the
-# transaction commits instead, and nothing here reads it.
-_SPEND = (
-    update(_sessions)
-    .where(_sessions.c.payment_token == bindparam("token"), _sessions.c.spent_at.is_(None))
-    .values(spent_at=bindparam("now"))
-)
 
 
 class HpfSessionRepository:
@@ -43,5 +32,10 @@ class HpfSessionRepository:
     async def spend(self, payment_token: str, now: datetime) -> int:
         """Retire every session that handed out `payment_token` (a payment attempt is sending it
         to NetValve), whichever Medusa session it was issued for."""
-        result = await self.session.execute(_SPEND, {"token": payment_token, "now": now})
+        result = await self.session.execute(
+            update(HpfSession)
+            .where(HpfSession.payment_token == payment_token, HpfSession.spent_at.is_(None))
+            .values(spent_at=now)
+            .execution_options(synchronize_session=False)
+        )
         return int(result.rowcount)  # type: ignore[attr-defined]
