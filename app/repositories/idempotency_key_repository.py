@@ -1,9 +1,8 @@
 """Every query on the stored Idempotency-Keys.
 
 Every idempotent request runs a claim and a complete (or release), so those are SQLAlchemy Core
-statements built once at import: no ORM unit of work, no statement building or cache-key walk
-per call. Nothing in a key's transaction is pending in the session, so skipping the ORM's
-autoflush changes nothing.
+statements built once at import: no ORM statement compilation or result loading, and no
+statement building or cache-key walk per call.
 """
 
 import uuid

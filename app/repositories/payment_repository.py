@@ -3,8 +3,10 @@ session is the caller's.
 
 The statements of a payment's hot path are built once, at import, with bound parameters: a call
 then costs neither building the statement nor walking it for its compiled-cache key. Those that
-return ORM objects stay ORM statements, because services change the objects they get and rely on
-the unit of work to write the changes.
+return payments or attempts load them into the session (ORM selects, or Core DML read through
+`from_statement`), because services change the objects they get and rely on the unit of work to
+write the changes. Core statements autoflush through the session like ORM ones, so a read sees
+what the caller has changed but not written yet.
 """
 
 import uuid
@@ -189,10 +191,6 @@ class PaymentRepository:
 
     async def applied_elsewhere(self, transaction_id: int, attempt_id: uuid.UUID) -> bool:
         """Whether another attempt, of any payment, already holds this approved transaction."""
-        if self.session.new or self.session.dirty or self.session.deleted:
-            # What autoflush would do for an ORM statement: an attempt recorded in this session
-            # and not written yet must count.
-            await self.session.flush()
         found = await self.session.scalar(
             _APPLIED_ELSEWHERE, {"transaction_id": transaction_id, "attempt_id": attempt_id}
         )
