@@ -1,12 +1,20 @@
 """Every query on the ledger (payments and their attempts). Methods take domain arguments; the
-session is the caller's."""
+session is the caller's.
+
+The statements of a payment's hot path are built once, at import, with bound parameters: a call
+then costs neither building the statement nor walking it for its compiled-cache key. Those that
+return payments or attempts load them into the session (ORM selects, or Core DML read through
+`from_statement`), because services change the objects they get and rely on the unit of work to
+write the changes. Core statements autoflush through the session like ORM ones, so a read sees
+what the caller has changed but not written yet.
+"""
 
 import uuid
 from collections.abc import Collection
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Table, bindparam, func, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +28,78 @@ RECONCILE_LEASE = timedelta(seconds=60)
 NOT_FOUND = "not_found"
 NOT_FOUND_RECHECKED = "not_found_rechecked"
 
+_payments = cast(Table, Payment.__table__)
+_attempts = cast(Table, PaymentAttempt.__table__)
+_GET = select(Payment).where(Payment.id == bindparam("payment_id"))
+_GET_FOR_UPDATE = _GET.with_for_update()
+_newest = Payment.created_at.desc()
+_FIND_BY_ID = _GET.order_by(_newest).limit(1)
+_FIND_BY_TRANSACTION = (
+    select(Payment)
+    .where(
+        or_(
+            Payment.transaction_id == bindparam("transaction_id"),
+            Payment.settled_transaction_id == bindparam("transaction_id"),
+        )
+    )
+    .order_by(_newest)
+    .limit(1)
+)
+_FIND_BY_SESSION = (
+    select(Payment)
+    .where(Payment.payment_session_id == bindparam("payment_session_id"))
+    .order_by(_newest)
+    .limit(1)
+)
+_FIND_BY_CART = (
+    select(Payment).where(Payment.cart_id == bindparam("cart_id")).order_by(_newest).limit(1)
+)
+_EXISTING = (
+    select(Payment)
+    .where(Payment.payment_session_id == bindparam("payment_session_id"))
+    .execution_options(populate_existing=True)
+)
+# Core DML loaded as ORM rows (from_statement): the objects are the session's, as with ORM DML,
+# for less of the ORM's bulk-DML machinery.
+_INSERT_NEW = (
+    insert(_payments)
+    .on_conflict_do_nothing(index_elements=[_payments.c.payment_session_id])
+    .returning(*_payments.c)
+)
+_ENSURE = select(Payment).from_statement(_INSERT_NEW)
+_CLAIM_UPDATE = (
+    update(_payments)
+    .where(
+        _payments.c.id == bindparam("payment_id"),
+        _payments.c.in_flight.is_(None),
+        _payments.c.state.in_(bindparam("states", expanding=True)),
+    )
+    .values(
+        in_flight=bindparam("operation"),
+        attempts_count=_payments.c.attempts_count + 1,
+        next_reconcile_at=null(),
+        reconcile_tries=0,
+    )
+)
+_CLAIM = (
+    select(Payment)
+    .from_statement(_CLAIM_UPDATE.returning(*_payments.c))
+    .execution_options(populate_existing=True)
+)
+_APPLIED_ELSEWHERE = (
+    select(_attempts.c.id)
+    .where(
+        _attempts.c.transaction_id == bindparam("transaction_id"),
+        _attempts.c.outcome == AttemptOutcome.APPROVED,
+        _attempts.c.id != bindparam("attempt_id"),
+    )
+    .limit(1)
+)
+_APPLIED = select(PaymentAttempt).where(
+    PaymentAttempt.transaction_id == bindparam("transaction_id"),
+    PaymentAttempt.outcome == AttemptOutcome.APPROVED,
+)
+
 
 class PaymentRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -30,10 +110,8 @@ class PaymentRepository:
         return cls(session)
 
     async def get(self, payment_id: uuid.UUID, *, for_update: bool = False) -> Payment | None:
-        statement = select(Payment).where(Payment.id == payment_id)
-        if for_update:
-            statement = statement.with_for_update()
-        return (await self.session.execute(statement)).scalar_one_or_none()
+        statement = _GET_FOR_UPDATE if for_update else _GET
+        return await self.session.scalar(statement, {"payment_id": payment_id})
 
     async def find(
         self,
@@ -43,40 +121,28 @@ class PaymentRepository:
         payment_session_id: str | None = None,
         cart_id: str | None = None,
     ) -> Payment | None:
-        statement = select(Payment)
         if payment_id is not None:
-            statement = statement.where(Payment.id == payment_id)
-        elif transaction_id is not None:
-            statement = statement.where(
-                or_(
-                    Payment.transaction_id == transaction_id,
-                    Payment.settled_transaction_id == transaction_id,
-                )
+            return await self.session.scalar(_FIND_BY_ID, {"payment_id": payment_id})
+        if transaction_id is not None:
+            return await self.session.scalar(
+                _FIND_BY_TRANSACTION, {"transaction_id": transaction_id}
             )
-        elif payment_session_id is not None:
-            statement = statement.where(Payment.payment_session_id == payment_session_id)
-        elif cart_id is not None:
-            statement = statement.where(Payment.cart_id == cart_id)
-        else:
-            return None
-        statement = statement.order_by(Payment.created_at.desc()).limit(1)
-        return (await self.session.execute(statement)).scalar_one_or_none()
+        if payment_session_id is not None:
+            return await self.session.scalar(
+                _FIND_BY_SESSION, {"payment_session_id": payment_session_id}
+            )
+        if cart_id is not None:
+            return await self.session.scalar(_FIND_BY_CART, {"cart_id": cart_id})
+        return None
 
     async def ensure(self, values: dict[str, Any]) -> Payment:
         """The payment of a Medusa session, created on first use (race-free upsert): one
         statement when it is new, two when it already exists."""
-        created: Payment | None = await self.session.scalar(
-            insert(Payment)
-            .values(id=uuid.uuid4(), **values)
-            .on_conflict_do_nothing(index_elements=[Payment.payment_session_id])
-            .returning(Payment)
-        )
+        created: Payment | None = await self.session.scalar(_ENSURE, {"id": uuid.uuid4(), **values})
         if created is not None:
             return created
         existing = await self.session.scalar(
-            select(Payment)
-            .where(Payment.payment_session_id == values["payment_session_id"])
-            .execution_options(populate_existing=True)
+            _EXISTING, {"payment_session_id": values["payment_session_id"]}
         )
         if existing is None:  # pragma: no cover - the conflicting row cannot be deleted
             raise RuntimeError("payment row vanished after upsert")
@@ -95,25 +161,14 @@ class PaymentRepository:
         A conditional UPDATE, not read-then-write: of two racing requests exactly one wins. The
         row comes back from the same statement (RETURNING), as it is after the update.
         """
-        conditions = [
-            Payment.id == payment_id,
-            Payment.in_flight.is_(None),
-            Payment.state.in_(list(states)),
-        ]
+        params = {"payment_id": payment_id, "operation": operation, "states": list(states)}
+        statement = _CLAIM
         if extra_condition is not None:
-            conditions.append(extra_condition)
-        return await self.session.scalar(
-            update(Payment)
-            .where(and_(*conditions))
-            .values(
-                in_flight=operation,
-                attempts_count=Payment.attempts_count + 1,
-                next_reconcile_at=None,
-                reconcile_tries=0,
-            )
-            .returning(Payment)
-            .execution_options(synchronize_session=False, populate_existing=True)
-        )
+            claim = _CLAIM_UPDATE.where(extra_condition).returning(*_payments.c)
+            statement = select(Payment).from_statement(claim)
+            statement = statement.execution_options(populate_existing=True)
+        claimed: Payment | None = await self.session.scalar(statement, params)
+        return claimed
 
     async def settle(self, payment: Payment) -> None:
         """Write pending changes. Server-set columns (updated_at) come back with the UPDATE
@@ -136,25 +191,14 @@ class PaymentRepository:
 
     async def applied_elsewhere(self, transaction_id: int, attempt_id: uuid.UUID) -> bool:
         """Whether another attempt, of any payment, already holds this approved transaction."""
-        result = await self.session.execute(
-            select(PaymentAttempt.id)
-            .where(
-                PaymentAttempt.transaction_id == transaction_id,
-                PaymentAttempt.outcome == AttemptOutcome.APPROVED,
-                PaymentAttempt.id != attempt_id,
-            )
-            .limit(1)
+        found = await self.session.scalar(
+            _APPLIED_ELSEWHERE, {"transaction_id": transaction_id, "attempt_id": attempt_id}
         )
-        return result.scalar_one_or_none() is not None
+        return found is not None
 
     async def applied(self, transaction_id: int) -> PaymentAttempt | None:
         """The attempt that holds this approved NetValve transaction, if the ledger has it."""
-        result = await self.session.execute(
-            select(PaymentAttempt).where(
-                PaymentAttempt.transaction_id == transaction_id,
-                PaymentAttempt.outcome == AttemptOutcome.APPROVED,
-            )
-        )
+        result = await self.session.execute(_APPLIED, {"transaction_id": transaction_id})
         return result.scalar_one_or_none()
 
     async def attempt_for_order(self, client_order_id: str) -> PaymentAttempt | None:
