@@ -1,8 +1,8 @@
 """The service under pyinstrument: `python -m bench.profiled_service <session file> <port>`.
 
-The same app and server as `uvicorn app.main:app --no-server-header` (uvloop included), with the
-profiler started after the import, so start-up is not in the profile, and set up to show where
-the CPU goes:
+The same app and server as `uvicorn --factory app.main:create_app --no-server-header` (uvloop
+included), with the profiler started after the app is built, so start-up is not in the profile,
+and set up to show where the CPU goes:
 
 - plain mode (async_mode="disabled"): no await time is charged to the awaiting coroutine;
 - timed by the main thread's CPU clock. pyinstrument samples on Python call and return events
@@ -27,13 +27,14 @@ from pyinstrument.stack_sampler import get_stack_sampler
 
 def main() -> None:
     output, port = Path(sys.argv[1]), int(sys.argv[2])
-    import app.main
+    from app.main import create_app
 
+    application = create_app()
     get_stack_sampler().timer_func = time.thread_time
     profiler = Profiler(interval=0.001, async_mode="disabled")
     profiler.start()
     try:
-        uvicorn.run(app.main.app, host="127.0.0.1", port=port, server_header=False)
+        uvicorn.run(application, host="127.0.0.1", port=port, server_header=False)
     except KeyboardInterrupt:
         pass  # uvicorn re-raises the SIGINT it handled; its shutdown is done
     finally:
