@@ -277,9 +277,15 @@ def _machine_line(run: Run) -> str:
     return (
         f"{m['cpu']}, {m['cores']} cores, {m['ram']} RAM, {m['os']}; Python {m['python']}; "
         f"PostgreSQL {m['postgresql']}; {m['date']}; commit {m['commit']}; "
-        f"load average {m.get('load_average_at_start', '?')} at start; "
+        f"load average {m.get('load_average_at_start', '?')} at start"
+        f"{_during(m)}; "
         f"harness wall time {run['total_seconds']:.0f} s"
     )
+
+
+def _during(machine: Mapping[str, str]) -> str:
+    during = machine.get("load_average_during")
+    return f" (then, as each step began: {during})" if during else ""
 
 
 def _settings_table(run: Run) -> str:

@@ -76,46 +76,70 @@ def _prepare(
     return prepared, [], {}
 
 
-def measure(options: Options, started: float, load_at_start: str) -> int:
-    """The phases asked for, in order, on one service process; then the report."""
-    with infrastructure(options) as stack:
-        service = start_service(stack)
-        time.sleep(1.0)  # idle after start-up: lifespan done, pools not yet used
-        idle = rss_mib(service.pid)
-        prepared, sales, authorize = _prepare(stack)
-        figures: dict[str, Any] = {}
-        if "authorize" in options.phases:
-            with floor_app(stack) as (url, pid):
-                authorize = asyncio.run(authorize_floor(stack, prepared, url, pid, authorize))
-            figures["authorize"] = asyncio.run(authorize_service(stack, prepared, authorize))
-        if "webhook" in options.phases:
-            bodies = _bodies(stack, sales)
-            with bare_webhook_app(stack) as (url, pid):
-                bare = asyncio.run(webhook_bare(url, pid, stack, bodies))
-            figures["webhook"] = asyncio.run(webhook_service(stack, bodies, bare))
-        if "slow" in options.phases:
-            figures["slow_gateway"] = asyncio.run(slow_gateway(stack, prepared))
-        peak = peak_rss_mib(service.pid)
-        say(f"[4/5] memory: idle {idle:.1f} MiB after start-up, peak {peak:.1f} MiB")
-        figures["memory"] = {
-            "idle_mib": round(idle, 1),
-            "peak_mib": round(peak, 1),
-            "ratio": round(peak / idle, 3),
-        }
-        errors = int(figures.get("slow_gateway", {}).get("errors", 0))
-        if errors:
-            keep_logs(stack.workdir)
+def _authorize(stack: Stack, prepared: Prepared, direct: dict[str, Any]) -> dict[str, Any]:
+    """Phase 1 after the direct client: the design floor, then the service."""
+    with floor_app(stack) as (url, pid):
+        direct = asyncio.run(authorize_floor(stack, prepared, url, pid, direct))
+    return asyncio.run(authorize_service(stack, prepared, direct))
+
+
+def _two_workers(stack: Stack, prepared: Prepared, authorize: dict[str, Any]) -> dict[str, Any]:
+    """Last and alone: PostgreSQL's max_connections holds two workers' pools, not three."""
+    service = start_service(stack, workers=2)
+    try:
+        return asyncio.run(authorize_two_workers(stack, prepared, authorize))
+    finally:
         service.stop()
-        if "authorize" in options.phases:
-            # Last, alone: the one-worker service is stopped, and PostgreSQL's connections
-            # hold two workers' pools.
-            start_service(stack, workers=2)
-            figures["authorize"] = asyncio.run(
-                authorize_two_workers(stack, prepared, figures["authorize"])
-            )
-            stack.service_process().stop()
+
+
+def _phases(stack: Stack, loads: dict[str, str]) -> dict[str, Any]:
+    """The phases asked for, in order, on one service process; the 2-worker run last."""
+    options = stack.options
+    service = start_service(stack)
+    time.sleep(1.0)  # idle after start-up: lifespan done, pools not yet used
+    idle = rss_mib(service.pid)
+    prepared, sales, authorize = _prepare(stack)
+    figures: dict[str, Any] = {}
+    if "authorize" in options.phases:
+        loads["floor and service"] = load_average()
+        figures["authorize"] = _authorize(stack, prepared, authorize)
+    if "webhook" in options.phases:
+        loads["webhook"] = load_average()
+        bodies = _bodies(stack, sales)
+        with bare_webhook_app(stack) as (url, pid):
+            bare = asyncio.run(webhook_bare(url, pid, stack, bodies))
+        figures["webhook"] = asyncio.run(webhook_service(stack, bodies, bare))
+    if "slow" in options.phases:
+        loads["slow"] = load_average()
+        figures["slow_gateway"] = asyncio.run(slow_gateway(stack, prepared))
+    peak = peak_rss_mib(service.pid)
+    say(f"[4/5] memory: idle {idle:.1f} MiB after start-up, peak {peak:.1f} MiB")
+    figures["memory"] = {
+        "idle_mib": round(idle, 1),
+        "peak_mib": round(peak, 1),
+        "ratio": round(peak / idle, 3),
+    }
+    if figures.get("slow_gateway", {}).get("errors", 0):
+        keep_logs(stack.workdir)
+    service.stop()
+    if "authorize" in options.phases:
+        loads["2 workers"] = load_average()
+        figures["authorize"] = _two_workers(stack, prepared, figures["authorize"])
+    loads["end"] = load_average()
+    return figures
+
+
+def measure(options: Options, started: float, load_at_start: str) -> int:
+    """The run, then the report."""
+    loads: dict[str, str] = {}
+    with infrastructure(options) as stack:
+        figures = _phases(stack, loads)
+    errors = int(figures.get("slow_gateway", {}).get("errors", 0))
     run: Run = {
-        "machine": machine(stack.postgres_version, load_at_start),
+        "machine": {
+            **machine(stack.postgres_version, load_at_start),
+            "load_average_during": ", ".join(f"{name} {value}" for name, value in loads.items()),
+        },
         "options": {
             key: list(value) if isinstance(value, tuple) else value
             for key, value in asdict(options).items()
