@@ -87,9 +87,12 @@ def _two_workers(stack: Stack, prepared: Prepared, authorize: dict[str, Any]) ->
     """Last and alone: PostgreSQL's max_connections holds two workers' pools, not three."""
     service = start_service(stack, workers=2)
     try:
-        return asyncio.run(authorize_two_workers(stack, prepared, authorize))
+        figures = asyncio.run(authorize_two_workers(stack, prepared, authorize))
     finally:
         service.stop()
+    if figures["two_workers"]["service"]["errors"]:
+        keep_logs(stack.workdir)
+    return figures
 
 
 def _phases(stack: Stack, loads: dict[str, str]) -> dict[str, Any]:
@@ -239,7 +242,10 @@ steadiest figure when the machine is shared. Each timed phase follows a warm-up
    Last in the run, once the one-worker service has stopped, the service runs again with
    `--workers 2` on the same load (its own sessions and tokens): sales/s with two workers over
    sales/s with one, and CPU per sale summed over uvicorn's supervisor and its workers (the
-   processes whose parent is the supervisor, read from `/proc/<pid>/stat`).
+   processes whose parent is the supervisor, read from `/proc/<pid>/stat`). Each worker gets
+   half of each database pool below (DATABASE_POOL_SIZE, DATABASE_MAX_OVERFLOW,
+   MEDUSA_POOL_MAX_SIZE), so the two hold what one worker holds and stay within PostgreSQL's
+   max_connections.
 2. **Webhook intake.** {o["webhooks"]:,} posts at concurrency {o["concurrency"]} of NetValve-shaped
    bodies (`{{eventName, data}}`, 80 % PURCHASED, 10 % REFUNDED, 10 % CHARGEBACK, about the
    baseline's real sales), each with its own `traceId`, so each is stored, never deduplicated;

@@ -9,6 +9,7 @@ whatever happened; a failed or interrupted run keeps the children's logs in .dat
 
 import asyncio
 import contextlib
+import math
 import secrets
 import shutil
 import signal
@@ -186,7 +187,12 @@ def dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-def service_env(stack: Stack) -> dict[str, str]:
+# Split between the workers of a multi-worker run, so that together they hold what one worker
+# holds: two full sets (2 x (30 + 30 + 20)) would exceed PostgreSQL's max_connections=100.
+PER_WORKER = ("DATABASE_POOL_SIZE", "DATABASE_MAX_OVERFLOW", "MEDUSA_POOL_MAX_SIZE")
+
+
+def service_env(stack: Stack, workers: int = 1) -> dict[str, str]:
     c = stack.credentials
     variables = {
         "ENVIRONMENT": "staging",
@@ -204,6 +210,8 @@ def service_env(stack: Stack) -> dict[str, str]:
         "NETVALVE_WEBHOOK_AUTH_VALUES": c.webhook_value,
     }
     variables.update({name: value for name, (value, _) in TUNING.items()})
+    for name in PER_WORKER:
+        variables[name] = str(math.ceil(int(TUNING[name][0]) / workers))
     return child_env(variables)
 
 
@@ -223,7 +231,7 @@ def start_service(
     process = ManagedProcess(
         name,
         argv,
-        env=service_env(stack),
+        env=service_env(stack, workers),
         cwd=stack.workdir,
         log_path=stack.workdir / f"{name}.log",
     )
