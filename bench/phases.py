@@ -3,7 +3,7 @@
 import asyncio
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,8 +12,9 @@ import asyncpg
 from app.clients.netvalve import Approved, Customer, NetvalveClient, PaymentRequest
 from app.clients.transport import create_http_client
 from bench.data import AMOUNT, Checkout, Ids, Sale, checkouts, payment_tokens
+from bench.figures import authorize_ratios, ratio
 from bench.load import CONNECTIONS_PER_CLIENT, WORKER, LoadResult, ShardedClient, closed_loop
-from bench.processes import cpu_seconds
+from bench.processes import cpu_seconds, tree_cpu_seconds
 from bench.report import say
 from bench.stack import WEBHOOK_HEADER, Stack, dsn, gateway_settings
 
@@ -32,11 +33,13 @@ CUSTOMER = Customer(
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """Made before any clock starts: HPF tokens for the direct sales, checkouts for the
-    service (warm-up first in each list)."""
+    """Made before any clock starts: HPF tokens for the direct sales, checkouts for the design
+    floor, the service and the service with two workers (warm-up first in each list)."""
 
     baseline_tokens: list[str]
+    floor: list[Checkout]
     service: list[Checkout]
+    two_workers: list[Checkout]
     slow: list[Checkout]
 
 
@@ -46,8 +49,9 @@ async def set_latency(stack: Stack, ms: int) -> None:
         response.raise_for_status()
 
 
-async def prepare(stack: Stack, *, direct_sales: int) -> Prepared:
-    """Medusa sessions and HPF tokens for every payment of the run, made with no latency."""
+async def prepare(stack: Stack, *, direct_sales: int, comparisons: bool = True) -> Prepared:
+    """Medusa sessions and HPF tokens for every payment of the run, made with no latency;
+    `comparisons`: also for the design floor and the two-worker run."""
     options = stack.options
     await set_latency(stack, 0)
     settings = gateway_settings(stack.sandbox_url, stack.credentials, connections=32)
@@ -55,6 +59,7 @@ async def prepare(stack: Stack, *, direct_sales: int) -> Prepared:
     wanted = set(options.phases)
     paid = options.warmup_payments + options.payments if "authorize" in wanted else 0
     slow = options.warmup_payments + options.slow_payments if "slow" in wanted else 0
+    compared = paid if comparisons else 0
     connection = await asyncpg.connect(dsn(stack.database_url))
     try:
         async with create_http_client(settings) as http, stack.sandbox_admin() as hpf:
@@ -63,6 +68,8 @@ async def prepare(stack: Stack, *, direct_sales: int) -> Prepared:
                 baseline_tokens=await payment_tokens(client, hpf, direct_sales),
                 service=await checkouts(connection, client, hpf, ids, paid),
                 slow=await checkouts(connection, client, hpf, ids, slow),
+                floor=await checkouts(connection, client, hpf, ids, compared),
+                two_workers=await checkouts(connection, client, hpf, ids, compared),
             )
     finally:
         await connection.close()
@@ -112,11 +119,26 @@ async def direct_sales(
 async def service_payments(
     stack: Stack, items: Sequence[Checkout], warm: int, concurrency: int
 ) -> LoadResult:
+    """The service's sales; its CPU summed over its processes (one, or a supervisor and its
+    workers)."""
+    pid = stack.service_pid()
+    return await payments(
+        stack.service_url, stack, items, warm, concurrency, lambda: tree_cpu_seconds(pid)
+    )
+
+
+async def payments(
+    url: str,
+    stack: Stack,
+    items: Sequence[Checkout],
+    warm: int,
+    concurrency: int,
+    server_cpu: Callable[[], float],
+) -> LoadResult:
     """POST /payment for each checkout, as a storefront does; 200 with a captured sale is
     success, anything else an error."""
     headers = {"Authorization": f"Bearer {stack.credentials.storefront_key}"}
-    pid = stack.service_pid()
-    async with ShardedClient(stack.service_url, concurrency) as http:
+    async with ShardedClient(url, concurrency) as http:
 
         async def pay(checkout: Checkout) -> str | None:
             response = await http.current().post(
@@ -133,7 +155,7 @@ async def service_payments(
             return None if state == "captured" else f"state {state}"
 
         await closed_loop(items[:warm], min(concurrency, max(warm, 1)), pay)
-        return await closed_loop(items[warm:], concurrency, pay, lambda: cpu_seconds(pid))
+        return await closed_loop(items[warm:], concurrency, pay, server_cpu)
 
 
 async def post_webhooks(
@@ -175,13 +197,58 @@ async def count_rows(database_url: str, table: str) -> int:
 async def authorize_direct(stack: Stack, prepared: Prepared) -> tuple[dict[str, Any], list[Sale]]:
     options = stack.options
     say(
-        f"[1/4] authorize: {options.payments:,} sales at concurrency {options.concurrency}, "
+        f"[1/5] authorize: {options.payments:,} sales at concurrency {options.concurrency}, "
         f"gateway latency {options.latency_ms} ms"
     )
     await set_latency(stack, options.latency_ms)
     direct, sales = await direct_sales(stack, prepared.baseline_tokens, options.warmup_payments)
     say(f"      direct NetvalveClient: {describe(direct, 'sandbox')}")
     return {"latency_ms": options.latency_ms, "baseline": direct.summary()}, sales
+
+
+async def authorize_floor(
+    stack: Stack, prepared: Prepared, url: str, pid: int, figures: dict[str, Any]
+) -> dict[str, Any]:
+    """The design floor's sales, then its rows checked: it must do the work, not only answer."""
+    options = stack.options
+    await set_latency(stack, options.latency_ms)
+    floor = await payments(
+        url,
+        stack,
+        prepared.floor,
+        options.warmup_payments,
+        options.concurrency,
+        lambda: cpu_seconds(pid),
+    )
+    say(f"      design floor: {describe(floor, 'floor')}")
+    await check_floor_rows(stack.database_url, prepared.floor)
+    return {**figures, "floor": floor.summary()}
+
+
+FLOOR_ROWS = """
+SELECT
+  (SELECT count(*) FROM payments
+    WHERE payment_session_id = ANY($1) AND state = 'captured' AND in_flight IS NULL
+      AND captured_minor = amount_minor AND transaction_id IS NOT NULL) AS captured,
+  (SELECT count(*) FROM payment_attempts a JOIN payments p ON p.id = a.payment_id
+    WHERE p.payment_session_id = ANY($1) AND a.outcome = 'approved'
+      AND a.transaction_id = p.transaction_id AND a.resolved_at IS NOT NULL) AS approved,
+  (SELECT count(*) FROM idempotency_keys
+    WHERE response_status = 200 AND locked_at IS NULL
+      AND response_body->>'payment_session_id' = ANY($1)) AS answers
+"""
+
+
+async def check_floor_rows(database_url: str, checkouts: Sequence[Checkout]) -> None:
+    """Every floor sale left a captured payment, an approved attempt and a stored answer."""
+    sessions = [checkout.payment_session_id for checkout in checkouts]
+    connection = await asyncpg.connect(dsn(database_url))
+    try:
+        counts = await connection.fetchrow(FLOOR_ROWS, sessions)
+    finally:
+        await connection.close()
+    if counts is None or set(dict(counts).values()) != {len(sessions)}:
+        raise RuntimeError(f"the design floor's {len(sessions)} sales left {dict(counts or {})}")
 
 
 async def authorize_service(
@@ -195,13 +262,25 @@ async def authorize_service(
     say(f"      service POST /payment: {describe(served, 'service')}")
     figures = {**figures, "service": served.summary()}
     if "baseline" in figures:
-        s, b = figures["service"], figures["baseline"]
-        figures.update(
-            throughput_ratio=round(s["throughput_per_second"] / b["throughput_per_second"], 3),
-            added_p50_ms=round(s["p50_ms"] - b["p50_ms"], 2),
-            added_p99_ms=round(s["p99_ms"] - b["p99_ms"], 2),
-        )
+        ratios = authorize_ratios(figures["baseline"], figures["service"], figures.get("floor"))
+        figures.update(ratios)
     return figures
+
+
+async def authorize_two_workers(
+    stack: Stack, prepared: Prepared, figures: dict[str, Any]
+) -> dict[str, Any]:
+    """The same load on the service run with `--workers 2`: how throughput scales."""
+    options = stack.options
+    say(f"[5/5] authorize again, the service with 2 workers: {options.payments:,} sales")
+    await set_latency(stack, options.latency_ms)
+    served = await service_payments(
+        stack, prepared.two_workers, options.warmup_payments, options.concurrency
+    )
+    say(f"      service, 2 workers: {describe(served, 'service (all processes)')}")
+    one = figures.get("service", {}).get("throughput_per_second")
+    two = {"service": served.summary(), "scaling": ratio(served.throughput, one)}
+    return {**figures, "two_workers": two}
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +308,7 @@ async def _intake(
 async def webhook_bare(url: str, pid: int, stack: Stack, bodies: Sequence[bytes]) -> Intake:
     options = stack.options
     say(
-        f"[2/4] webhook intake: {options.webhooks:,} posts at concurrency {options.concurrency}, "
+        f"[2/5] webhook intake: {options.webhooks:,} posts at concurrency {options.concurrency}, "
         f"then {options.light_webhooks:,} at concurrency {options.light_concurrency}"
     )
     return await _intake(url, pid, {}, stack, bodies, "bare ASGI insert")
@@ -261,7 +340,7 @@ async def webhook_service(
             baseline_stored_per_second=round(bare.loaded.throughput, 1),
             throughput_ratio=round(served.throughput / bare.loaded.throughput, 3),
             p99_ratio=round(served.percentile(99) / bare.loaded.percentile(99), 3),
-            cpu_ratio=_ratio(
+            cpu_ratio=ratio(
                 served.server_cpu_ms_per_request, bare.loaded.server_cpu_ms_per_request
             ),
         )
@@ -275,7 +354,7 @@ async def webhook_service(
 async def slow_gateway(stack: Stack, prepared: Prepared) -> dict[str, Any]:
     options = stack.options
     say(
-        f"[3/4] slow gateway: {options.slow_payments:,} concurrent payments, "
+        f"[3/5] slow gateway: {options.slow_payments:,} concurrent payments, "
         f"gateway latency {options.slow_latency_ms} ms"
     )
     await set_latency(stack, options.slow_latency_ms)
@@ -307,9 +386,3 @@ def describe(result: LoadResult, server: str) -> str:
         f"p99 {result.percentile(99):,.1f} ms, errors {result.error_count}; "
         f"CPU per request: {served}load generator {client:.2f} ms"
     )
-
-
-def _ratio(numerator: float | None, denominator: float | None) -> float | None:
-    if numerator is None or not denominator:
-        return None
-    return round(numerator / denominator, 3)

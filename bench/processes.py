@@ -162,3 +162,28 @@ def cpu_seconds(pid: int) -> float:
     # After the ")" that closes the command name: state is field 3, utime 14 and stime 15.
     ticks = int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (uvicorn's workers under its supervisor), from each
+    /proc/<pid>/stat: this kernel has no /proc/<pid>/task/<tid>/children."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text(encoding="ascii")
+        except OSError:
+            continue  # exited meanwhile
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of `pid` and of its children: a supervisor and the workers it runs."""
+    total = 0.0
+    for process in (pid, *children(pid)):
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(process)
+    return total

@@ -27,9 +27,9 @@ from pyinstrument.stack_sampler import get_stack_sampler
 
 def main() -> None:
     output, port = Path(sys.argv[1]), int(sys.argv[2])
-    import app.main
+    from app.main import create_app
 
-    application = app.main.create_app()
+    application = create_app()
     get_stack_sampler().timer_func = time.thread_time
     profiler = Profiler(interval=0.001, async_mode="disabled")
     profiler.start()

@@ -12,11 +12,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.figures import Run, reference_rows, target_rows
 from bench.processes import PROJECT_ROOT
 
 RESULTS_PATH = PROJECT_ROOT / "bench" / "results.json"
@@ -24,8 +24,6 @@ DOC_PATH = PROJECT_ROOT / "docs" / "benchmarks.md"
 RAW_PATH = PROJECT_ROOT / "docs" / "benchmarks.raw.json"  # git-ignored: the latest run, in full
 # What the profiles showed and what was changed: written by hand, copied into the document.
 FINDINGS_PATH = PROJECT_ROOT / "bench" / "profile-findings.md"
-
-Run = dict[str, Any]
 
 
 def _git(*args: str) -> str:
@@ -114,158 +112,12 @@ def keep(run: Run, *, as_before: bool, path: Path = RESULTS_PATH) -> dict[str, R
 # --- figures -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Headline:
-    label: str
-    path: tuple[str, ...]
-    unit: str
-    better: str  # "higher" or "lower": which way an optimisation should move it
-    explain: str
-
-    def value(self, run: Run | None) -> float | None:
-        node: Any = run["figures"] if run else None
-        for key in self.path:
-            if not isinstance(node, Mapping) or key not in node:
-                return None
-            node = node[key]
-        return float(node) if isinstance(node, int | float) else None
-
-
-HEADLINES = (
-    Headline(
-        "Authorize: throughput, service / direct client",
-        ("authorize", "throughput_ratio"),
-        "x",
-        "higher",
-        "1.00 would mean the service adds no cost to a sale",
-    ),
-    Headline(
-        "Authorize: added p50 latency",
-        ("authorize", "added_p50_ms"),
-        "ms",
-        "lower",
-        "service p50 minus direct-client p50",
-    ),
-    Headline(
-        "Authorize: added p99 latency",
-        ("authorize", "added_p99_ms"),
-        "ms",
-        "lower",
-        "service p99 minus direct-client p99",
-    ),
-    Headline(
-        "Authorize: service CPU per sale",
-        ("authorize", "service", "server_cpu_ms_per_request"),
-        "cpu-ms",
-        "lower",
-        "CPU time of the service process per sale; steadier than rates on a busy machine",
-    ),
-    Headline(
-        "Webhook intake: stored events/s, service / bare ASGI insert",
-        ("webhook", "throughput_ratio"),
-        "x",
-        "higher",
-        "1.00 would mean intake costs no more than one INSERT",
-    ),
-    Headline(
-        "Webhook intake: p99, service / bare ASGI insert",
-        ("webhook", "p99_ratio"),
-        "x",
-        "lower",
-        "1.00 would mean no added tail latency",
-    ),
-    Headline(
-        "Webhook intake: service CPU per event / bare ASGI insert's",
-        ("webhook", "cpu_ratio"),
-        "x",
-        "lower",
-        "server process CPU time per stored event; steadier than rates on a busy machine",
-    ),
-    Headline(
-        "Webhook intake at concurrency 4: p99",
-        ("webhook", "light", "service", "p99_ms"),
-        "latency-ms",
-        "lower",
-        "what a delivery waits for at NetValve's usual pace; the target is under 50 ms",
-    ),
-    Headline(
-        "Webhook intake at concurrency 4: p99, service / bare ASGI insert",
-        ("webhook", "light", "p99_ratio"),
-        "x",
-        "lower",
-        "1.00 would mean no added tail latency at light load",
-    ),
-    Headline(
-        "Slow gateway: wall time / gateway latency",
-        ("slow_gateway", "wall_over_latency"),
-        "x",
-        "lower",
-        "1,000 concurrent payments, 500 ms each at the gateway; 1.00 is ideal",
-    ),
-    Headline(
-        "Slow gateway: errors (non-200 answers)",
-        ("slow_gateway", "errors"),
-        "",
-        "lower",
-        "must be 0; the run fails otherwise",
-    ),
-    Headline(
-        "Memory: peak RSS / idle RSS after start-up",
-        ("memory", "ratio"),
-        "x",
-        "lower",
-        "VmHWM of the service process over the whole run",
-    ),
-)
-
-
-def _number(value: float | None, unit: str) -> str:
-    if value is None:
-        return "-"
-    if unit == "x":
-        return f"{value:.2f}x"
-    if unit == "ms":
-        return f"{value:+.1f} ms"
-    if unit in ("cpu-ms", "latency-ms"):
-        return f"{value:.2f} ms"
-    return f"{value:g}"
-
-
-def _change(before: float | None, after: float | None, better: str) -> str:
-    if before is None or after is None:
-        return ""
-    if before == 0:
-        return "same" if after == 0 else "changed"
-    delta = (after - before) / abs(before) * 100
-    if abs(delta) < 0.5:
-        return "same"
-    improved = (delta > 0) == (better == "higher")
-    return f"{delta:+.0f}% ({'better' if improved else 'worse'})"
-
-
-def headline_rows(kept: Mapping[str, Run | None]) -> list[list[str]]:
-    before, after = kept.get("before"), kept.get("after")
-    rows = []
-    for headline in HEADLINES:
-        old, new = headline.value(before), headline.value(after)
-        rows.append(
-            [
-                headline.label,
-                _number(old, headline.unit),
-                _number(new, headline.unit),
-                _change(old, new, headline.better),
-                headline.explain,
-            ]
-        )
-    return rows
-
-
 def _ms(value: object) -> str:
     return f"{value:.2f} ms" if isinstance(value, int | float) else "-"
 
 
 def detail_rows(run: Run) -> list[list[str]]:
-    """Absolute figures of one run, service next to its baseline."""
+    """Absolute figures of one run after the authorize phase, service next to its baseline."""
     figures = run["figures"]
     rows: list[list[str]] = []
 
@@ -282,32 +134,6 @@ def detail_rows(run: Run) -> list[list[str]]:
                 f"{s[q + '_ms'] / b[q + '_ms']:.2f}x" if b[q + "_ms"] else "",
             )
 
-    auth = figures.get("authorize")
-    if auth:
-        s, b = auth["service"], auth["baseline"]
-        add(
-            "Authorize",
-            f"sales/s ({s['requests']:,} at concurrency {s['concurrency']})",
-            f"{s['throughput_per_second']:,.1f}",
-            f"{b['throughput_per_second']:,.1f}",
-            f"{auth['throughput_ratio']:.2f}x",
-        )
-        for q in ("p50", "p90", "p99"):
-            add(
-                "Authorize",
-                f"{q} latency",
-                f"{s[q + '_ms']:,.1f} ms",
-                f"{b[q + '_ms']:,.1f} ms",
-                f"{s[q + '_ms'] - b[q + '_ms']:+,.1f} ms",
-            )
-        add(
-            "Authorize",
-            "server CPU per sale (baseline: the sandbox's)",
-            _ms(s.get("server_cpu_ms_per_request")),
-            _ms(b.get("server_cpu_ms_per_request")),
-            "",
-        )
-        add("Authorize", "errors", str(s["errors"]), str(b["errors"]), "")
     hook = figures.get("webhook")
     if hook:
         s, b = hook["service"], hook["baseline"]
@@ -394,15 +220,54 @@ def text_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
-HEADLINE_HEADER = ["Figure", "Before", "After", "Change", "Meaning"]
+TARGET_HEADER = ["Target", "Goal", "Before", "After", "Change", "Meaning"]
+REFERENCE_HEADER = ["Figure", "Before", "After", "Change", "Meaning"]
 DETAIL_HEADER = ["Phase", "Measure", "Service", "Baseline", "Ratio / added"]
+AUTHORIZE_HEADER = [
+    "Measure",
+    "Direct client",
+    "Design floor",
+    "Service",
+    "Service, 2 workers",
+]
+
+
+def authorize_rows(run: Run) -> list[list[str]]:
+    """The authorize phase's four servers side by side: what each did with the same load."""
+    auth = run["figures"].get("authorize")
+    if not auth:
+        return []
+    two = auth.get("two_workers", {})
+    columns = [auth.get("baseline"), auth.get("floor"), auth.get("service"), two.get("service")]
+
+    def row(measure: str, cell: Callable[[Mapping[str, Any]], str]) -> list[str]:
+        return [measure, *(cell(column) if column else "-" for column in columns)]
+
+    def latency(q: str) -> list[str]:
+        return row(f"{q} latency", lambda c: f"{c[q + '_ms']:,.1f} ms")
+
+    first = next(column for column in columns if column)
+    return [
+        row(
+            f"sales/s ({first['requests']:,} at concurrency {first['concurrency']})",
+            lambda c: f"{c['throughput_per_second']:,.1f}",
+        ),
+        *(latency(q) for q in ("p50", "p90", "p99")),
+        row(
+            "server CPU per sale (direct: the sandbox's; 2 workers: summed)",
+            lambda c: _ms(c.get("server_cpu_ms_per_request")),
+        ),
+        row("errors", lambda c: str(c["errors"])),
+    ]
 
 
 def console_report(run: Run, kept: Mapping[str, Run | None]) -> str:
     return "\n\n".join(
         [
+            text_table(AUTHORIZE_HEADER, authorize_rows(run)),
             text_table(DETAIL_HEADER, detail_rows(run)),
-            text_table(HEADLINE_HEADER[:4], [row[:4] for row in headline_rows(kept)]),
+            text_table(TARGET_HEADER[:5], [row[:5] for row in target_rows(kept)]),
+            text_table(REFERENCE_HEADER[:4], [row[:4] for row in reference_rows(kept)]),
         ]
     )
 
@@ -412,9 +277,15 @@ def _machine_line(run: Run) -> str:
     return (
         f"{m['cpu']}, {m['cores']} cores, {m['ram']} RAM, {m['os']}; Python {m['python']}; "
         f"PostgreSQL {m['postgresql']}; {m['date']}; commit {m['commit']}; "
-        f"load average {m.get('load_average_at_start', '?')} at start; "
+        f"load average {m.get('load_average_at_start', '?')} at start"
+        f"{_during(m)}; "
         f"harness wall time {run['total_seconds']:.0f} s"
     )
+
+
+def _during(machine: Mapping[str, str]) -> str:
+    during = machine.get("load_average_during")
+    return f" (then, as each step began: {during})" if during else ""
 
 
 def _settings_table(run: Run) -> str:
@@ -436,9 +307,16 @@ def render_markdown(kept: Mapping[str, Run | None], describe: Callable[[Run], st
         "Each figure is a ratio against a baseline measured in the same run, on the same "
         "machine, so runs on different machines stay comparable; absolute numbers are below.",
         "",
-        "## Results",
+        "## Targets (issue 14)",
         "",
-        markdown_table(HEADLINE_HEADER, headline_rows(kept)),
+        "Each target's verdict is PASS or FAIL for that run; every figure of a run comes from "
+        "that one run, its baselines included.",
+        "",
+        markdown_table(TARGET_HEADER, target_rows(kept)),
+        "",
+        "## Reference figures",
+        "",
+        markdown_table(REFERENCE_HEADER, reference_rows(kept)),
         "",
         "Machines:",
         "",
@@ -449,12 +327,10 @@ def render_markdown(kept: Mapping[str, Run | None], describe: Callable[[Run], st
     for label, run in (("after", after), ("before", before)):
         if run is None:
             continue
-        parts += [
-            f"## Absolute figures ({label})",
-            "",
-            markdown_table(DETAIL_HEADER, detail_rows(run)),
-            "",
-        ]
+        parts += [f"## Absolute figures ({label})", ""]
+        if authorize_rows(run):
+            parts += [markdown_table(AUTHORIZE_HEADER, authorize_rows(run)), ""]
+        parts += [markdown_table(DETAIL_HEADER, detail_rows(run)), ""]
     if FINDINGS_PATH.exists():
         parts += [FINDINGS_PATH.read_text(encoding="utf-8").strip(), ""]
     parts += [describe(latest), "", "## Service settings used", "", _settings_table(latest), ""]

@@ -13,10 +13,13 @@ from typing import Any
 
 from bench import profile as profiling
 from bench.data import Sale, webhook_bodies
+from bench.figures import Run
 from bench.phases import (
     Prepared,
     authorize_direct,
+    authorize_floor,
     authorize_service,
+    authorize_two_workers,
     direct_sales,
     prepare,
     slow_gateway,
@@ -24,13 +27,14 @@ from bench.phases import (
     webhook_service,
 )
 from bench.processes import PROJECT_ROOT, peak_rss_mib, rss_mib
-from bench.report import Run, console_report, keep, load_average, machine, say, write_doc
+from bench.report import console_report, keep, load_average, machine, say, write_doc
 from bench.stack import (
     PHASES,
     TUNING,
     Options,
     Stack,
     bare_webhook_app,
+    floor_app,
     infrastructure,
     keep_logs,
     start_service,
@@ -51,7 +55,9 @@ def _bodies(stack: Stack, sales: list[Sale]) -> list[bytes]:
     return webhook_bodies(sales, count, stack.credentials.client_id, options.seed)
 
 
-def _prepare(stack: Stack) -> tuple[Prepared, list[Sale], dict[str, Any]]:
+def _prepare(
+    stack: Stack, *, comparisons: bool = True
+) -> tuple[Prepared, list[Sale], dict[str, Any]]:
     """Rows and tokens; then the direct sales (phase 1's baseline, or just enough to describe
     webhooks), before the service has served anything."""
     options = stack.options
@@ -60,7 +66,7 @@ def _prepare(stack: Stack) -> tuple[Prepared, list[Sale], dict[str, Any]]:
     else:
         direct = SALES_FOR_WEBHOOKS if "webhook" in options.phases else 0
     say("Preparing Medusa sessions and HPF tokens ...")
-    prepared = asyncio.run(prepare(stack, direct_sales=direct))
+    prepared = asyncio.run(prepare(stack, direct_sales=direct, comparisons=comparisons))
     if "authorize" in options.phases:
         figures, sales = asyncio.run(authorize_direct(stack, prepared))
         return prepared, sales, figures
@@ -70,36 +76,73 @@ def _prepare(stack: Stack) -> tuple[Prepared, list[Sale], dict[str, Any]]:
     return prepared, [], {}
 
 
-def measure(options: Options, started: float, load_at_start: str) -> int:
-    """The phases asked for, in order, on one service process; then the report."""
-    with infrastructure(options) as stack:
-        service = start_service(stack)
-        time.sleep(1.0)  # idle after start-up: lifespan done, pools not yet used
-        idle = rss_mib(service.pid)
-        prepared, sales, authorize = _prepare(stack)
-        figures: dict[str, Any] = {}
-        if "authorize" in options.phases:
-            figures["authorize"] = asyncio.run(authorize_service(stack, prepared, authorize))
-        if "webhook" in options.phases:
-            bodies = _bodies(stack, sales)
-            with bare_webhook_app(stack) as (url, pid):
-                bare = asyncio.run(webhook_bare(url, pid, stack, bodies))
-            figures["webhook"] = asyncio.run(webhook_service(stack, bodies, bare))
-        if "slow" in options.phases:
-            figures["slow_gateway"] = asyncio.run(slow_gateway(stack, prepared))
-        peak = peak_rss_mib(service.pid)
-        say(f"[4/4] memory: idle {idle:.1f} MiB after start-up, peak {peak:.1f} MiB")
-        figures["memory"] = {
-            "idle_mib": round(idle, 1),
-            "peak_mib": round(peak, 1),
-            "ratio": round(peak / idle, 3),
-        }
-        errors = int(figures.get("slow_gateway", {}).get("errors", 0))
-        if errors:
-            keep_logs(stack.workdir)
+def _authorize(stack: Stack, prepared: Prepared, direct: dict[str, Any]) -> dict[str, Any]:
+    """Phase 1 after the direct client: the design floor, then the service."""
+    with floor_app(stack) as (url, pid):
+        direct = asyncio.run(authorize_floor(stack, prepared, url, pid, direct))
+    return asyncio.run(authorize_service(stack, prepared, direct))
+
+
+def _two_workers(stack: Stack, prepared: Prepared, authorize: dict[str, Any]) -> dict[str, Any]:
+    """Last and alone: PostgreSQL's max_connections holds two workers' pools, not three."""
+    service = start_service(stack, workers=2)
+    try:
+        figures = asyncio.run(authorize_two_workers(stack, prepared, authorize))
+    finally:
         service.stop()
+    if figures["two_workers"]["service"]["errors"]:
+        keep_logs(stack.workdir)
+    return figures
+
+
+def _phases(stack: Stack, loads: dict[str, str]) -> dict[str, Any]:
+    """The phases asked for, in order, on one service process; the 2-worker run last."""
+    options = stack.options
+    service = start_service(stack)
+    time.sleep(1.0)  # idle after start-up: lifespan done, pools not yet used
+    idle = rss_mib(service.pid)
+    prepared, sales, authorize = _prepare(stack)
+    figures: dict[str, Any] = {}
+    if "authorize" in options.phases:
+        loads["floor and service"] = load_average()
+        figures["authorize"] = _authorize(stack, prepared, authorize)
+    if "webhook" in options.phases:
+        loads["webhook"] = load_average()
+        bodies = _bodies(stack, sales)
+        with bare_webhook_app(stack) as (url, pid):
+            bare = asyncio.run(webhook_bare(url, pid, stack, bodies))
+        figures["webhook"] = asyncio.run(webhook_service(stack, bodies, bare))
+    if "slow" in options.phases:
+        loads["slow"] = load_average()
+        figures["slow_gateway"] = asyncio.run(slow_gateway(stack, prepared))
+    peak = peak_rss_mib(service.pid)
+    say(f"[4/5] memory: idle {idle:.1f} MiB after start-up, peak {peak:.1f} MiB")
+    figures["memory"] = {
+        "idle_mib": round(idle, 1),
+        "peak_mib": round(peak, 1),
+        "ratio": round(peak / idle, 3),
+    }
+    if figures.get("slow_gateway", {}).get("errors", 0):
+        keep_logs(stack.workdir)
+    service.stop()
+    if "authorize" in options.phases:
+        loads["2 workers"] = load_average()
+        figures["authorize"] = _two_workers(stack, prepared, figures["authorize"])
+    loads["end"] = load_average()
+    return figures
+
+
+def measure(options: Options, started: float, load_at_start: str) -> int:
+    """The run, then the report."""
+    loads: dict[str, str] = {}
+    with infrastructure(options) as stack:
+        figures = _phases(stack, loads)
+    errors = int(figures.get("slow_gateway", {}).get("errors", 0))
     run: Run = {
-        "machine": machine(stack.postgres_version, load_at_start),
+        "machine": {
+            **machine(stack.postgres_version, load_at_start),
+            "load_average_during": ", ".join(f"{name} {value}" for name, value in loads.items()),
+        },
         "options": {
             key: list(value) if isinstance(value, tuple) else value
             for key, value in asdict(options).items()
@@ -128,7 +171,7 @@ def profile(options: Options) -> int:
     PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     options = replace(options, phases=("authorize", "webhook"))
     with infrastructure(options) as stack:
-        prepared, sales, _ = _prepare(stack)
+        prepared, sales, _ = _prepare(stack, comparisons=False)
         bodies = _bodies(stack, sales)
         for name in ("payment", "webhook"):
             session = stack.workdir / f"{name}.pyisession"
@@ -164,8 +207,9 @@ def describe(run: Run) -> str:
 
 `make bench` runs everything on one machine with no configuration: an embedded PostgreSQL in a
 temporary directory (fsync on, defaults), the NetValve sandbox as `python -m app.sandbox`, the
-service as `uvicorn app.main:app --no-server-header` (the Dockerfile's command, one worker), and
-the bare webhook baseline as `uvicorn bench.bare_webhook:app` with the same flags, each in its own
+service as `uvicorn --factory app.main:create_app --no-server-header` (the Dockerfile's server, one
+worker), the design floor as `uvicorn bench.floor:app` and the bare webhook baseline as
+`uvicorn bench.bare_webhook:app` with the same flags, each in its own
 process. The load generator and the direct-client baseline run in the harness's process: a
 closed loop (each worker sends its next request when its previous one is answered; latency
 timed with `time.perf_counter`) over httpx clients of 8 connections each, since httpcore scans
@@ -177,12 +221,31 @@ steadiest figure when the machine is shared. Each timed phase follows a warm-up
 ({o["warmup_payments"]} payments or {o["warmup_webhooks"]:,} webhooks) that is not counted.
 
 1. **Authorize overhead.** {o["payments"]:,} sales at concurrency {o["concurrency"]}, sandbox
-   latency {o["latency_ms"]} ms on every gateway call. Service: `POST /api/v1/netvalve/payment`
-   with a Medusa payment session (real Medusa reads), an HPF token and an Idempotency-Key, through
-   the ledger (claim, call, apply) in sale mode; success is 200 with state `captured`. Baseline:
-   the same number of sales sent straight to the sandbox by the project's `NetvalveClient` (the
-   service's timeouts and customer fields; pools of 8 connections, as above), run first, before
-   the service has served anything. Tokens and Medusa rows are made before the clock starts.
+   latency {o["latency_ms"]} ms on every gateway call, sent in turn to three servers, each with
+   its own Medusa sessions and HPF tokens made before the clock starts:
+   - **direct client**: the sales sent straight to the sandbox by the project's `NetvalveClient`
+     (the service's timeouts and customer fields; pools of 8 connections, as above), first,
+     before the service has served anything;
+   - **design floor** (`bench/floor.py`): a raw ASGI app on asyncpg that does the design's
+     minimum for the same `POST /api/v1/netvalve/payment`: the API key compared in constant time;
+     Medusa's payment session and cart (2 queries); one transaction that stores the
+     idempotency key, upserts and claims the payment and records the attempt; the sale over httpx
+     with aiohttp's pool (`httpx_aiohttp`); one transaction that records the outcome on the
+     payment and the attempt and the answer on the key; a JSON answer. One pool of
+     DATABASE_POOL_SIZE + MEDUSA_POOL_MAX_SIZE connections. After its run, the harness checks
+     that every floor sale left a captured payment, an approved attempt and a stored answer;
+   - **service**: `POST /api/v1/netvalve/payment` with a Medusa payment session (real Medusa
+     reads), an HPF token and an Idempotency-Key, through the ledger in sale mode.
+
+   Success is 200 with state `captured`. The targets compare the service with the direct client
+   (sales/s, added p50) and its CPU per sale with the floor's.
+   Last in the run, once the one-worker service has stopped, the service runs again with
+   `--workers 2` on the same load (its own sessions and tokens): sales/s with two workers over
+   sales/s with one, and CPU per sale summed over uvicorn's supervisor and its workers (the
+   processes whose parent is the supervisor, read from `/proc/<pid>/stat`). Each worker gets
+   half of each database pool below (DATABASE_POOL_SIZE, DATABASE_MAX_OVERFLOW,
+   MEDUSA_POOL_MAX_SIZE), so the two hold what one worker holds and stay within PostgreSQL's
+   max_connections.
 2. **Webhook intake.** {o["webhooks"]:,} posts at concurrency {o["concurrency"]} of NetValve-shaped
    bodies (`{{eventName, data}}`, 80 % PURCHASED, 10 % REFUNDED, 10 % CHARGEBACK, about the
    baseline's real sales), each with its own `traceId`, so each is stored, never deduplicated;

@@ -1,19 +1,22 @@
 """The processes of a run and how they are configured.
 
 An embedded PostgreSQL in a temporary directory, `python -m app.sandbox`, the service as
-`uvicorn app.main:app` (the Dockerfile's command, one worker) and, for the webhook phase only,
-the bare baseline as `uvicorn bench.bare_webhook:app`. Every one is stopped on the way out,
+`uvicorn --factory app.main:create_app` (one worker; two for the scaling run), the design floor
+as `uvicorn bench.floor:app` for the authorize phase and the bare baseline as
+`uvicorn bench.bare_webhook:app` for the webhook phase. Every one is stopped on the way out,
 whatever happened; a failed or interrupted run keeps the children's logs in .data/bench-logs/.
 """
 
 import asyncio
 import contextlib
+import math
 import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -26,16 +29,19 @@ from pydantic import SecretStr
 from app.core.config import AppEnvironment, NetvalveEnvironment, Settings
 from app.dev.medusa_demo import create_medusa_schema
 from bench.bare_webhook import CREATE_TABLE
-from bench.processes import PROJECT_ROOT, ManagedProcess, child_env, free_port
+from bench.processes import PROJECT_ROOT, ManagedProcess, child_env, children, free_port
 from bench.report import say
 
 LOG_DIR = PROJECT_ROOT / ".data" / "bench-logs"
 # The Dockerfile's command, on loopback: the service and the bare baseline are served alike.
 UVICORN = ("uvicorn", "--host", "127.0.0.1", "--no-server-header")
+# A factory, so the same launcher serves a tree whose `app.main` builds nothing on import.
+SERVICE_APP = ("--factory", "app.main:create_app")
 DATABASE_NAME = "netvalve_bench"
 WEBHOOK_HEADER = "X-Netvalve-Auth"
 MID_EUR = "1001"
 PHASES = ("authorize", "webhook", "slow")
+STARTED = "Application startup complete."  # what uvicorn logs when a worker's lifespan is done
 
 # The service's settings for the run, as an operator would set them for a shop that must take
 # a burst of 1,000 payments in flight at once; (value, why). Everything else is the default.
@@ -74,15 +80,17 @@ TUNING: dict[str, tuple[str, str]] = {
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    payments: int = 2000
-    webhooks: int = 20_000
+    # Sized for about ten minutes on the shared 2-core machine: 1,500 sales (as issue 14
+    # measured) for each of the four servers of the authorize phase, 10,000 webhooks.
+    payments: int = 1500
+    webhooks: int = 10_000
     slow_payments: int = 1000
     concurrency: int = 64
     latency_ms: int = 50
     slow_latency_ms: int = 500
     warmup_payments: int = 100
     warmup_webhooks: int = 1000
-    light_webhooks: int = 2000  # intake again at light load: what one delivery waits for
+    light_webhooks: int = 1000  # intake again at light load: what one delivery waits for
     light_concurrency: int = 4
     seed: int = 20_250_314
     phases: tuple[str, ...] = PHASES
@@ -139,10 +147,13 @@ class Stack:
             timeout=30,
         )
 
-    def service_pid(self) -> int:
+    def service_process(self) -> ManagedProcess:
         if self.service is None:
             raise RuntimeError("the service is not running")
-        return self.service.pid
+        return self.service
+
+    def service_pid(self) -> int:
+        return self.service_process().pid
 
 
 def gateway_settings(
@@ -176,7 +187,12 @@ def dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-def service_env(stack: Stack) -> dict[str, str]:
+# Split between the workers of a multi-worker run, so that together they hold what one worker
+# holds: two full sets (2 x (30 + 30 + 20)) would exceed PostgreSQL's max_connections=100.
+PER_WORKER = ("DATABASE_POOL_SIZE", "DATABASE_MAX_OVERFLOW", "MEDUSA_POOL_MAX_SIZE")
+
+
+def service_env(stack: Stack, workers: int = 1) -> dict[str, str]:
     c = stack.credentials
     variables = {
         "ENVIRONMENT": "staging",
@@ -194,27 +210,80 @@ def service_env(stack: Stack) -> dict[str, str]:
         "NETVALVE_WEBHOOK_AUTH_VALUES": c.webhook_value,
     }
     variables.update({name: value for name, (value, _) in TUNING.items()})
+    for name in PER_WORKER:
+        variables[name] = str(math.ceil(int(TUNING[name][0]) / workers))
     return child_env(variables)
 
 
-def start_service(stack: Stack, profile_to: Path | None = None) -> ManagedProcess:
-    """The service, ready (GET /health is 200); under pyinstrument when `profile_to` is set."""
+def start_service(
+    stack: Stack, profile_to: Path | None = None, *, workers: int = 1
+) -> ManagedProcess:
+    """The service, ready (GET /health is 200, every worker started); under pyinstrument when
+    `profile_to` is set."""
     port = free_port()
-    argv = [sys.executable, "-m", *UVICORN, "--factory", "app.main:create_app", "--port", str(port)]
+    argv = [sys.executable, "-m", *UVICORN, *SERVICE_APP, "--port", str(port)]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
     if profile_to is not None:
         argv = [sys.executable, "-m", "bench.profiled_service", str(profile_to), str(port)]
     name = f"service-{profile_to.stem}" if profile_to else "service"
+    name += f"-{workers}-workers" if workers > 1 else ""
     process = ManagedProcess(
         name,
         argv,
-        env=service_env(stack),
+        env=service_env(stack, workers),
         cwd=stack.workdir,
         log_path=stack.workdir / f"{name}.log",
     )
     stack.exits.callback(process.stop)
     stack.service, stack.service_url = process, f"http://127.0.0.1:{port}"
     process.wait_http_ok(f"{stack.service_url}/health", timeout=60)
+    if workers > 1:
+        _wait_workers(process, workers)
     return process
+
+
+def _wait_workers(process: ManagedProcess, workers: int, timeout: float = 60.0) -> None:
+    """Until each worker has logged the end of its start-up: the first one to answer /health
+    says nothing of the others, which would otherwise start during the timed requests."""
+    deadline = time.monotonic() + timeout
+    while process.tail(1000).count(STARTED) < workers or len(children(process.pid)) < workers:
+        if time.monotonic() > deadline or not process.alive():
+            raise RuntimeError(f"{workers} workers did not start:\n{process.tail()}")
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def floor_app(stack: Stack) -> Iterator[tuple[str, int]]:
+    """The design floor, running for the block: (URL, pid). Its one pool has the connections
+    the service keeps for its own tables and for Medusa's (DATABASE_POOL_SIZE +
+    MEDUSA_POOL_MAX_SIZE)."""
+    port = free_port()
+    pool = int(TUNING["DATABASE_POOL_SIZE"][0]) + int(TUNING["MEDUSA_POOL_MAX_SIZE"][0])
+    c = stack.credentials
+    process = ManagedProcess(
+        "floor",
+        [sys.executable, "-m", *UVICORN, "bench.floor:app", "--port", str(port)],
+        env=child_env(
+            {
+                "BENCH_FLOOR_DSN": dsn(stack.database_url),
+                "BENCH_FLOOR_POOL_SIZE": str(pool),
+                "BENCH_FLOOR_API_KEY": c.storefront_key,
+                "BENCH_FLOOR_GATEWAY_URL": stack.sandbox_url,
+                "BENCH_FLOOR_CLIENT_ID": c.client_id,
+                "BENCH_FLOOR_GATEWAY_KEY": c.api_key,
+                "BENCH_FLOOR_MID": MID_EUR,
+            }
+        ),
+        cwd=stack.workdir,
+        log_path=stack.workdir / "floor.log",
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        process.wait_http_ok(f"{url}/health")
+        yield url, process.pid
+    finally:
+        process.stop()
 
 
 @contextlib.contextmanager
