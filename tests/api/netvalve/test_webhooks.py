@@ -264,6 +264,7 @@ class TestProcessing:
         assert [row["status"] for row in await stored(hooks)] == ["processed"]
         status = await hooks.get("/status", {"payment_id": str(payment_id)})
         assert (status.json()["state"], status.json()["captured_amount"]) == ("captured", "44.00")
+        await hooks.assert_ledger_matches_gateway(str(payment_id))
 
     async def test_an_unmatched_event_is_given_up_after_its_tries(self, api_factory):
         api = await api_factory(**WEBHOOKS, webhook_max_attempts=2)
@@ -296,6 +297,7 @@ class TestProcessing:
         )
         status = await api.get("/status", {"payment_id": authorized["id"]})
         assert status.json()["state"] == "authorized"
+        await api.assert_ledger_matches_gateway(authorized["id"])
 
     async def test_a_transaction_id_that_passes_luhn_is_named_whole_in_the_reason(self, hooks: Api):
         # NetValve's ids can be 13 digits (the sandbox's start at the clock in milliseconds) and
@@ -318,6 +320,7 @@ class TestProcessing:
         served = await hooks.get(f"/webhook-events/{row['id']}", {}, key=ADMIN_KEY)
         assert served.status_code == 200, served.text
         assert served.json()["last_error"] == reason
+        await hooks.assert_ledger_matches_gateway(paid["id"])
 
     async def test_a_late_authorised_never_moves_a_captured_payment_back(self, manual_api):
         api = manual_api
@@ -336,6 +339,7 @@ class TestProcessing:
         status = await api.get("/status", {"payment_id": authorized["id"]})
         assert status.json()["state"] == "captured"
         assert [row["status"] for row in await stored(api)] == ["ignored"]
+        await api.assert_ledger_matches_gateway(authorized["id"])
 
     async def test_a_refund_made_outside_is_counted_once_whatever_the_redeliveries(self, hooks):
         paid = (await hooks.pay(await hooks.medusa_session())).json()
@@ -361,6 +365,7 @@ class TestProcessing:
             "4.00",
         )
         assert sorted(row["status"] for row in await stored(hooks)) == ["ignored", "processed"]
+        await hooks.assert_ledger_matches_gateway(paid["id"])
 
     async def test_outside_refunds_absorbed_by_a_lost_refund_are_not_counted_again(self, hooks):
         # A refund of ours is lost (reset), and settled from NetValve's record, whose total
@@ -389,6 +394,7 @@ class TestProcessing:
         status = await hooks.get("/status", {"payment_id": paid["id"]})
         assert status.json()["refunded_amount"] == "8.00"
         assert [row["status"] for row in await stored(hooks)] == ["ignored"]
+        await hooks.assert_ledger_matches_gateway(paid["id"])
 
 
 async def _insert_sent_sale(api: Api, payment_id: uuid.UUID) -> None:
@@ -508,6 +514,7 @@ class TestFullFlowWithTheSandboxDelivering:
                 inquiry = await gateway.client.inquiry(payment["transaction_id"])
                 assert inquiry.body["status"] == "Refunded"  # type: ignore[union-attr]
                 assert Decimal(str(inquiry.body["amount"])) == Decimal("44.00")  # type: ignore[union-attr]
+                await flow.assert_ledger_matches_gateway(payment["id"])
         finally:
             service.stop()
             await gateway.close()
@@ -585,6 +592,7 @@ class TestOperatorApi:
         assert second.json()["status"] == "ignored"  # a replay changes nothing the second time
         status = await hooks.get("/status", {"payment_id": paid["id"]})
         assert status.json()["refunded_amount"] == "4.00"
+        await hooks.assert_ledger_matches_gateway(paid["id"])
         assert requeued.json()["status"] == "received"
         assert deleted.json()["deleted"] is True
         assert gone.status_code == 404
@@ -663,6 +671,7 @@ class TestReplayAtScale:
                         "partially_refunded",
                         f"{self.REFUNDS}.00",
                     )
+                    await api.assert_ledger_matches_gateway(payment_id)
                 refunds = await api.medusa.fetchval(
                     "SELECT count(DISTINCT transaction_id) FROM payment_attempts "
                     "WHERE operation = 'refund' AND outcome = 'approved'"
@@ -720,6 +729,7 @@ class TestOtherEvents:
         assert (status["charged_back_amount"], status["state"]) == ("44.00", "captured")
         assert status["charged_back_at"] is not None
         assert sorted(row["status"] for row in await stored(hooks)).count("processed") >= 1
+        await hooks.assert_ledger_matches_gateway(paid["id"])
 
     async def test_rebill_events_are_stored_and_ignored(self, hooks: Api):
         await deliver(hooks, event("REBIL_FAILED", transactionType="REBILL"))
