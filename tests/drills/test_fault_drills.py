@@ -35,6 +35,7 @@ from app.services.webhook_service import WebhookService
 from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory
 from tests.api.netvalve.test_webhooks import WEBHOOKS, deliver, event
 from tests.drills.conftest import StoppablePostgres
+from tests.fixtures.ledger import assert_ledger_matches_gateway
 
 pytestmark = pytest.mark.asyncio
 
@@ -168,10 +169,22 @@ async def gateway_view(api: Api, payment: dict[str, Any]) -> tuple[str, str, str
     return (state, amount, two_places(captured), two_places(refunded))
 
 
-async def assert_agrees_with_gateway(api: Api, payment_id: str) -> dict[str, Any]:
+async def assert_agrees_with_gateway(
+    api: Api, payment_id: str, ledger: StoppablePostgres | None = None
+) -> dict[str, Any]:
+    """The ledger as callers see it against /inquiry and /transaction, and its rows (on
+    `ledger` when the test's tables are there) against the sandbox's record."""
     payment = await status_of(api, payment_id)
     assert payment["in_progress"] is None, payment
     assert ledger_view(payment) == await gateway_view(api, payment)
+    if ledger is None:
+        await api.assert_ledger_matches_gateway(payment_id)
+        return payment
+    connection = await ledger.connect()
+    try:
+        await assert_ledger_matches_gateway(connection, api.sandbox.admin, payment_id)
+    finally:
+        await connection.close()
     return payment
 
 
@@ -466,7 +479,7 @@ async def test_database_down_during_a_sale_is_a_clear_5xx_then_one_charge_and_se
     settled = await settle(api, payment_id)
     assert ledger_view(settled) == ("captured", "44.00", "44.00", "0.00")
     assert settled["transaction_id"] == sale["transactionId"]
-    await assert_agrees_with_gateway(api, payment_id)
+    await assert_agrees_with_gateway(api, payment_id, stoppable_db)
 
     # Once the first request's key is taken to have died, the retry answers with the payment.
     ours = await stoppable_db.connect()
@@ -481,6 +494,7 @@ async def test_database_down_during_a_sale_is_a_clear_5xx_then_one_charge_and_se
     assert late.status_code == 200, late.text
     assert (late.json()["id"], late.json()["state"]) == (payment_id, "captured")
     assert await api.sandbox_transactions(payment_id) == [sale]
+    await assert_agrees_with_gateway(api, payment_id, stoppable_db)
 
     # A database outage is a 503 the caller may retry, like the webhook intake's, not a 500.
     assert answer.status_code == 503, answer.text
@@ -561,7 +575,7 @@ async def test_database_down_during_webhook_intake_then_each_event_applied_once(
     finally:
         await ours.close()
 
-    final = await assert_agrees_with_gateway(api, payment["id"])
+    final = await assert_agrees_with_gateway(api, payment["id"], stoppable_db)
     assert ledger_view(final) == ("partially_refunded", "44.00", "44.00", "10.00")
 
 
@@ -603,3 +617,4 @@ async def test_an_exhausted_connection_pool_is_a_503_that_changes_nothing(
     paid = await call.send(api, key)
     assert paid.status_code == 200, paid.text
     assert await gateway_counts(api, paid.json()["id"]) == Counter({"SALE": 1})
+    await api.assert_ledger_matches_gateway(paid.json()["id"])
