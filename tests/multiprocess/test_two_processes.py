@@ -24,6 +24,7 @@ import pytest
 
 from tests.api.netvalve.conftest import Api
 from tests.fixtures.gateway import Receiver, SandboxBackend
+from tests.fixtures.ledger import gateway_transactions, order_prefix
 from tests.multiprocess.conftest import WEBHOOK_HEADER, WEBHOOK_VALUES, ServiceProcess
 
 pytestmark = pytest.mark.asyncio
@@ -43,10 +44,6 @@ def identity(event: dict[str, Any]) -> tuple[str, ...]:
     data = event["data"]
     fields = (data["transactionId"], data["traceId"], data["responseCode"], data["amount"])
     return (event["eventName"], *(str(field) for field in fields))
-
-
-def order_prefix(payment_id: str) -> str:
-    return uuid.UUID(payment_id).hex
 
 
 def redeliveries(
@@ -111,14 +108,6 @@ async def refund_outside(
     for amount in plan:
         refund = await gateway.client.refund(transaction_id, amount)
         assert refund.response_code == "GTW_1000", refund  # type: ignore[union-attr]
-
-
-async def gateway_transactions(gateway: SandboxBackend, payment_id: str) -> list[dict[str, Any]]:
-    """NetValve's own record of everything done for one payment."""
-    response = await gateway.admin.get(
-        "/_sandbox/transactions", params={"client_order_prefix": order_prefix(payment_id)}
-    )
-    return list(json.loads(response.text, parse_float=Decimal)["transactions"])
 
 
 async def wait_for(db: asyncpg.Connection, query: str, *args: Any, seconds: float) -> bool:
@@ -243,7 +232,7 @@ async def test_two_replicas_apply_each_webhook_once_and_settle_each_unknown_once
         # The ledger, as callers see it, equals NetValve's record, replayed in order.
         gateway_refunds: set[int] = set()
         for index, payment in enumerate(payments):
-            record = await gateway_transactions(gateway, payment["id"])
+            record = await gateway_transactions(gateway.admin, payment["id"])
             refunds = [t for t in record if t["transactionType"] == "REFUND"]
             total = sum((t["amount"] for t in refunds), Decimal("0"))
             gateway_refunds |= {t["transactionId"] for t in refunds}
@@ -256,6 +245,7 @@ async def test_two_replicas_apply_each_webhook_once_and_settle_each_unknown_once
                 str(total),
             ), payment["id"]
             assert status["in_progress"] is None
+            await apis[index % 2].assert_ledger_matches_gateway(payment["id"])
         assert len(gateway_refunds) == PAYMENTS * REFUNDS
         recorded = await shared_db.fetch(
             "SELECT transaction_id FROM payment_attempts "
@@ -266,7 +256,7 @@ async def test_two_replicas_apply_each_webhook_once_and_settle_each_unknown_once
         # Each lost sale: settled to what NetValve did, from its one sale, with no resend.
         for index, payment_id in enumerate(unknown):
             status = (await apis[index % 2].get("/status", {"payment_id": payment_id})).json()
-            record = await gateway_transactions(gateway, payment_id)
+            record = await gateway_transactions(gateway.admin, payment_id)
             attempts = await shared_db.fetch(
                 "SELECT outcome::text FROM payment_attempts WHERE payment_id = $1::uuid",
                 payment_id,
@@ -275,6 +265,7 @@ async def test_two_replicas_apply_each_webhook_once_and_settle_each_unknown_once
             assert [(t["transactionType"], t["status"]) for t in record] == [("SALE", "Settled")]
             assert status["transaction_id"] == record[0]["transactionId"]
             assert [row["outcome"] for row in attempts] == ["approved"]
+            await apis[index % 2].assert_ledger_matches_gateway(payment_id)
 
     # Stopped as an orchestrator stops replicas (uvicorn exits by the signal it handled, after
     # a complete shutdown); the logs are complete once they exit.
