@@ -73,6 +73,7 @@ from app.services.netvalve_service import NetvalveService
 from app.services.webhook_service import WebhookService
 from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory, MedusaSession
 from tests.fixtures.gateway import APPROVE_CARD, DECLINE_CARD, SandboxBackend
+from tests.fixtures.ledger import assert_ledger_matches_record
 
 pytestmark = pytest.mark.asyncio
 
@@ -1221,6 +1222,12 @@ class LedgerMachine(RuleBasedStateMachine):
         if state != "pending":
             assert ledger["transaction_id"] == tracked.transaction_id, name
 
+        # The ledger's own rows (every attempt, not only the payment as /status serves it)
+        # against the sandbox's record, once nothing is left for webhooks to tell.
+        if state != "pending" and not tracked.outside:
+            db = self.api(tracked).medusa
+            self.world.run(assert_ledger_matches_record(db, str(tracked.payment_id), transactions))
+
 
 RANDOM_SEARCH = os.environ.get("LEDGER_MACHINE_RANDOM") == "1"
 MACHINE_SETTINGS = settings(
@@ -1310,6 +1317,7 @@ class TestFoundByTheMachine:
         assert response.status_code == 402, response.text
         assert response.json()["error"] == "PaymentDeclined"
         assert response.json()["payment"]["status"] == "error"
+        await api.assert_ledger_matches_gateway(response.json()["payment"]["id"])
 
     async def test_gateway_refunds_counted_from_the_record_are_not_counted_again(
         self, world: World
@@ -1333,6 +1341,7 @@ class TestFoundByTheMachine:
 
         status = (await api.get("/status", {"payment_id": paid["id"]})).json()
         assert status["refunded_amount"] == "14.00"
+        await api.assert_ledger_matches_gateway(paid["id"])
 
     async def test_a_refund_event_that_overtakes_its_capture_event_is_applied(self, world: World):
         api = world.apis["manual"]
@@ -1357,3 +1366,4 @@ class TestFoundByTheMachine:
             "10.00",
         )
         assert waiting == []
+        await api.assert_ledger_matches_gateway(authorized["id"])
