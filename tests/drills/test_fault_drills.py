@@ -27,15 +27,15 @@ from typing import Any
 import httpx
 import pytest
 
-from app.api.deps import build_netvalve_service, build_webhook_service
+from app.api.deps import build_netvalve_service
 from app.clients.netvalve import Approved, Declined
 from app.services.idempotency_service import STALE_AFTER
 from app.services.netvalve_service import NOT_FOUND_GRACE, NetvalveService
-from app.services.webhook_service import WebhookService
 from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory
-from tests.api.netvalve.test_webhooks import WEBHOOKS, deliver, event
 from tests.drills.conftest import StoppablePostgres
 from tests.fixtures.ledger import assert_ledger_matches_gateway
+from tests.fixtures.netvalve import build_webhook_event
+from tests.fixtures.webhooks import WEBHOOK_SETTINGS, post_webhook, webhook_service_of
 
 pytestmark = pytest.mark.asyncio
 
@@ -62,10 +62,6 @@ def resources_of(api: Api) -> Any:
 
 def payments_of(api: Api) -> NetvalveService:
     return build_netvalve_service(resources_of(api))
-
-
-def webhooks_of(api: Api) -> WebhookService:
-    return build_webhook_service(resources_of(api))
 
 
 def two_places(value: object) -> str:
@@ -508,7 +504,7 @@ async def test_database_down_during_webhook_intake_then_each_event_applied_once(
     api_factory: ApiFactory, stoppable_db: StoppablePostgres, database_url: str
 ) -> None:
     api: Api = await api_factory(
-        **{**DRILL_SETTINGS, **WEBHOOKS, "netvalve_read_timeout": 10.0},
+        **{**DRILL_SETTINGS, **WEBHOOK_SETTINGS, "netvalve_read_timeout": 10.0},
         database_url=stoppable_db.url,
         medusa_database_url=database_url,
     )
@@ -521,7 +517,7 @@ async def test_database_down_during_webhook_intake_then_each_event_applied_once(
         refund = await api.sandbox.client.refund(payment["transaction_id"], Decimal(amount))
         assert isinstance(refund, Approved), refund
         events.append(
-            event(
+            build_webhook_event(
                 "REFUNDED",
                 transactionType="REFUND",
                 clientOrderId=f"{uuid.UUID(payment['id']).hex}-1",
@@ -532,10 +528,10 @@ async def test_database_down_during_webhook_intake_then_each_event_applied_once(
     first, second = events
     inbox = "SELECT event_name, transaction_id, status FROM webhook_events ORDER BY received_at"
 
-    stored_before = await deliver(api, first)
+    stored_before = await post_webhook(api.http, first)
     assert stored_before.json()["status"] == "stored"
     await stoppable_db.stop()
-    refused = [await deliver(api, body) for body in (second, first, second)]
+    refused = [await post_webhook(api.http, body) for body in (second, first, second)]
     await stoppable_db.start()
 
     for response in refused:
@@ -551,12 +547,12 @@ async def test_database_down_during_webhook_intake_then_each_event_applied_once(
         ]
 
         # NetValve redelivers everything it was refused, some of it twice.
-        redelivered = [await deliver(api, body) for body in (second, first, second)]
+        redelivered = [await post_webhook(api.http, body) for body in (second, first, second)]
         assert [r.json()["status"] for r in redelivered] == ["stored", "duplicate", "duplicate"]
 
         # Stored is not applied: the ledger moves only when the worker processes them.
         assert ledger_view(await status_of(api, payment["id"]))[3] == "0.00"
-        processed = await webhooks_of(api).process_due()
+        processed = await webhook_service_of(api.http).process_due()
         assert processed == 2
         rows = await ours.fetch(inbox)
         assert sorted((r["transaction_id"], r["status"]) for r in rows) == sorted(
@@ -564,8 +560,8 @@ async def test_database_down_during_webhook_intake_then_each_event_applied_once(
         )
 
         # A late redelivery after processing changes nothing.
-        assert (await deliver(api, first)).json()["status"] == "duplicate"
-        assert await webhooks_of(api).process_due() == 0
+        assert (await post_webhook(api.http, first)).json()["status"] == "duplicate"
+        assert await webhook_service_of(api.http).process_due() == 0
         refunds = await ours.fetchval(
             "SELECT count(*) FROM payment_attempts WHERE operation = 'refund' "
             "AND outcome = 'approved' AND payment_id = $1",

@@ -25,7 +25,8 @@ import pytest
 from tests.api.netvalve.conftest import Api
 from tests.fixtures.gateway import Receiver, SandboxBackend
 from tests.fixtures.ledger import gateway_transactions, order_prefix
-from tests.multiprocess.conftest import WEBHOOK_HEADER, WEBHOOK_VALUES, ServiceProcess
+from tests.fixtures.webhooks import WEBHOOK_VALUES, dedup_key_of, post_webhook
+from tests.multiprocess.conftest import ServiceProcess
 
 pytestmark = pytest.mark.asyncio
 
@@ -38,21 +39,13 @@ REFUND_STEPS = [Decimal(value) for value in ("0.50", "1.00", "1.25", "2.00", "3.
 WAITING = ("received", "failed", "pending_match")
 
 
-def identity(event: dict[str, Any]) -> tuple[str, ...]:
-    """What makes two deliveries the same event (NETVALVE_API.md: no event id; the timestamp
-    of a redelivery may be new)."""
-    data = event["data"]
-    fields = (data["transactionId"], data["traceId"], data["responseCode"], data["amount"])
-    return (event["eventName"], *(str(field) for field in fields))
-
-
 def redeliveries(
     events: list[dict[str, Any]], shuffler: random.Random
-) -> tuple[list[list[bytes]], set[tuple[str, ...]]]:
+) -> tuple[list[list[bytes]], set[str]]:
     """Each event twice, once to each replica (the second copy re-stamped half the time), plus
     re-traced twins of some refunds; per replica in shuffled order. Also the distinct events."""
     per_replica: list[list[bytes]] = [[], []]
-    distinct: set[tuple[str, ...]] = set()
+    distinct: set[str] = set()
     for event in events:
         variants = [event]
         if event["eventName"] == "REFUNDED" and shuffler.random() < RETRACED_SHARE:
@@ -60,7 +53,7 @@ def redeliveries(
             twin["data"]["traceId"] = str(uuid.UUID(int=shuffler.getrandbits(128)))
             variants.append(twin)
         for variant in variants:
-            distinct.add(identity(variant))
+            distinct.add(dedup_key_of(variant))
             again = json.loads(json.dumps(variant))
             if shuffler.random() < 0.5:
                 again["data"]["responseTimestamp"] = "2026-04-12T04:00:00.000000000"
@@ -78,11 +71,7 @@ async def deliver_all(apis: list[Api], per_replica: list[list[bytes]]) -> Counte
     async def send(api: Api, bodies: list[bytes], value: str) -> list[str]:
         receipts = []
         for body in bodies:
-            response = await api.http.post(
-                "/api/v1/netvalve/webhook",
-                content=body,
-                headers={"Content-Type": "application/json", WEBHOOK_HEADER: value},
-            )
+            response = await post_webhook(api.http, body, value=value)
             assert response.status_code == 200, response.text
             receipts.append(str(response.json()["status"]))
         return receipts

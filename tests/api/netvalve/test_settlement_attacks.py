@@ -21,8 +21,6 @@ from app.services.netvalve_service import _child_done
 from tests.api.netvalve.conftest import ADMIN_KEY
 from tests.fixtures.gateway import DECLINE_CARD
 from tests.fixtures.settlement import (
-    HEADER,
-    SECRET,
     deliver,
     late_sale_after_a_paid_retry,
     pay,
@@ -31,6 +29,7 @@ from tests.fixtures.settlement import (
     status,
     until,
 )
+from tests.fixtures.webhooks import WEBHOOK_HEADER, WEBHOOK_SECRET
 
 pytestmark = pytest.mark.asyncio
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -422,7 +421,7 @@ async def test_a_nan_amount_is_stored_or_rejected_never_500(make: Any, token: st
     response = await api.http.post(
         "/api/v1/netvalve/webhook",
         content=raw,
-        headers={"Content-Type": "application/json", HEADER: SECRET},
+        headers={"Content-Type": "application/json", WEBHOOK_HEADER: WEBHOOK_SECRET},
     )
     assert response.status_code == 400, response.text
     row = await api.medusa.fetchrow("SELECT status, raw_body FROM webhook_events")
