@@ -22,6 +22,7 @@ import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
+import respx.mocks
 from alembic.config import Config
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -45,6 +46,10 @@ from tests.fixtures.medusa import MEDUSA_TABLE_NAMES
 from tests.fixtures.settings import make_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# respx patches httpcore by default, which the gateway client's aiohttp transport never calls: a
+# mock would see nothing and the request would go out. Mocking at httpx's client layer catches
+# every request whatever the transport, and an unmatched one still fails the test.
+respx.mocks.DEFAULT_MOCKER = "httpx"
 # Fails the run if any log line of the suite's processes, or any text the service served or
 # stored, holds a secret or a full card number. (Imported where used, below: a plugin imported
 # before pytest registers it cannot have its asserts rewritten.)

@@ -18,7 +18,7 @@ from app.core import metrics
 from app.core.state import Resources
 from app.models.extra_charge import ExtraChargeStatus
 from app.models.medusa_notification import MedusaNotificationStatus
-from app.models.payment import AttemptOutcome
+from app.models.payment_attempt import AttemptOutcome
 from app.models.webhook_event import WebhookEventStatus
 from app.repositories.extra_charge_repository import ExtraChargeRepository
 from app.repositories.medusa_notification_repository import MedusaNotificationRepository

@@ -1,59 +1,141 @@
-"""The HTTP client every gateway call shares, its connections in several small pools.
+"""The HTTP client every gateway call shares: httpx's API over aiohttp's connection pool.
 
 httpcore's pool walks every connection it holds each time a request arrives or a response is
-released, and for each idle connection it counts the whole pool again: the cost of a request grows
-with the square of the pool's size. At the pool sizes a slow gateway calls for (one connection per
-payment in flight, hundreds in a burst), that walk cost more CPU than the rest of the payment
-(see docs/benchmarks.md). Shards of at most SHARD_CONNECTIONS keep each walk short.
+released, which made the transport cost more CPU per payment than the rest of the service at the
+pool sizes a slow gateway calls for. aiohttp's pool does the same work in a fraction of the time
+(docs/benchmarks.md), so `AiohttpTransport` hands each request to it and gives back an httpx
+response: callers, respx and the retry-safety rules keep speaking httpx.
 
-Requests go to the shards in turn. Each shard has an equal part of the limits, so the totals stay
-within `max_connections` and `max_keepalive_connections`; a request waits only for a connection
-of its own shard, which, with requests spread evenly, is what one pool would do too.
+The transport is written here rather than taken from `httpx_aiohttp`, whose exception map turns
+every `aiohttp.ClientConnectionError` into `httpx.ConnectTimeout`: a connection reset or a server
+that hangs up after reading a sale would read as "never sent", which makes a resend look safe.
+Here only the two failures aiohttp raises before any byte of the request is written (the pool
+wait or connect timing out, the connect itself failing) become connect errors; every other
+failure may come after the request left, and becomes a read or protocol error.
 """
 
-import itertools
-import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import aiohttp
 import httpx
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.client_reqrep import ConnectionKey
+from yarl import URL
 
 from app import VERSION
 from app.core.config import Settings
 
-SHARD_CONNECTIONS = 32
+__all__ = ["AiohttpTransport", "create_http_client"]
 
 
-def _split(total: int, parts: int) -> list[int]:
-    """`total` in `parts` near-equal whole shares that add up to it."""
-    share, extra = divmod(total, parts)
-    return [share + (1 if index < extra else 0) for index in range(parts)]
+class _KeepaliveCappedConnector(aiohttp.TCPConnector):
+    """aiohttp keeps every released connection until its keep-alive expires; httpx's
+    `max_keepalive_connections` caps how many stay idle, so one released beyond it is closed."""
 
-
-class ShardedTransport(httpx.AsyncBaseTransport):
     def __init__(self, limits: httpx.Limits) -> None:
-        connections = limits.max_connections
-        if connections is None:
+        super().__init__(
+            limit=limits.max_connections or 0,
+            keepalive_timeout=limits.keepalive_expiry,
+            ssl=httpx.create_ssl_context(),
+        )
+        self._max_idle = limits.max_keepalive_connections
+
+    def _release(
+        self,
+        key: ConnectionKey,
+        protocol: ResponseHandler,
+        *,
+        should_close: bool = False,
+    ) -> None:
+        if self._max_idle is not None and self._idle_count() >= self._max_idle:
+            should_close = True
+        super()._release(key, protocol, should_close=should_close)
+
+    def _idle_count(self) -> int:
+        return sum(len(idle) for idle in self._conns.values())
+
+
+@contextmanager
+def _httpx_errors() -> Iterator[None]:
+    try:
+        yield
+    except aiohttp.ConnectionTimeoutError as exc:
+        # aiohttp's connect phase is the pool wait and the connect: nothing was written yet.
+        raise httpx.ConnectTimeout(str(exc)) from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise httpx.ConnectError(str(exc)) from exc
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise httpx.ReadTimeout(str(exc) or "timed out") from exc
+    except (
+        aiohttp.ServerDisconnectedError,
+        aiohttp.ClientPayloadError,
+        aiohttp.ClientResponseError,  # an answer that is not HTTP
+    ) as exc:
+        raise httpx.RemoteProtocolError(str(exc)) from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """One aiohttp session, opened on first use, bounded by `limits`; responses are read whole
+    (the gateway's answers are small JSON), so the connection goes back to the pool at once."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        if limits.max_connections is None:
             raise ValueError("the gateway client needs a bounded max_connections")
-        keepalive = limits.max_keepalive_connections
-        count = math.ceil(connections / SHARD_CONNECTIONS)
-        keepalives = _split(keepalive if keepalive is not None else connections, count)
-        self.shards = [
-            httpx.AsyncHTTPTransport(
-                limits=httpx.Limits(
-                    max_connections=size,
-                    max_keepalive_connections=kept,
-                    keepalive_expiry=limits.keepalive_expiry,
-                )
-            )
-            for size, kept in zip(_split(connections, count), keepalives, strict=True)
-        ]
-        self._next = itertools.cycle(self.shards)
+        self.limits = limits
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=_KeepaliveCappedConnector(self.limits),
+            # httpx owns headers, cookies, decompression and redirects: aiohttp adds none.
+            skip_auto_headers=("Accept", "Accept-Encoding", "Content-Type", "User-Agent"),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await next(self._next).handle_async_request(request)
+        session = self._session = self._session or self._open()
+        with _httpx_errors():
+            async with session.request(
+                request.method,
+                URL(str(request.url), encoded=True),
+                headers=request.headers.multi_items(),
+                data=await request.aread() or None,
+                allow_redirects=False,
+                timeout=_aiohttp_timeout(request),
+            ) as answer:
+                content = await answer.read()
+        extensions = {"http_version": b"HTTP/1.1", "reason_phrase": (answer.reason or "").encode()}
+        return httpx.Response(
+            answer.status,
+            headers=answer.raw_headers,
+            stream=httpx.ByteStream(content),
+            request=request,
+            extensions=extensions,
+        )
 
     async def aclose(self) -> None:
-        for shard in self.shards:
-            await shard.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _aiohttp_timeout(request: httpx.Request) -> aiohttp.ClientTimeout:
+    """httpx's per-request timeouts in aiohttp's terms. aiohttp's `connect` bounds the pool wait
+    and the connect together. It has no write timeout: its read timeout starts once the body is
+    written, and a body this small goes to the socket's buffer without waiting (asyncio only
+    makes a writer wait above 64 KiB buffered)."""
+    timeout = request.extensions.get("timeout", {})
+    pool, connect = timeout.get("pool"), timeout.get("connect")
+    return aiohttp.ClientTimeout(
+        total=None,
+        connect=None if pool is None or connect is None else pool + connect,
+        sock_connect=connect,
+        sock_read=timeout.get("read"),
+    )
 
 
 def create_http_client(settings: Settings) -> httpx.AsyncClient:
@@ -65,7 +147,7 @@ def create_http_client(settings: Settings) -> httpx.AsyncClient:
             write=settings.netvalve_connect_timeout,
             pool=settings.netvalve_connect_timeout,
         ),
-        transport=ShardedTransport(
+        transport=AiohttpTransport(
             httpx.Limits(
                 max_connections=settings.netvalve_max_connections,
                 max_keepalive_connections=settings.netvalve_max_keepalive_connections,

@@ -1,7 +1,8 @@
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, Enum, MetaData, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Explicit names keep Alembic migrations stable and reviewable across databases.
@@ -30,4 +31,17 @@ class TimestampMixin:
     )
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
+    )
+
+
+def string_enum(kind: type[StrEnum], name: str) -> Enum:
+    """A `StrEnum` column type: the members' values in a VARCHAR with a CHECK constraint, not
+    a PostgreSQL enum type."""
+    return Enum(
+        kind,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=24,
+        values_callable=lambda members: [member.value for member in members],
     )

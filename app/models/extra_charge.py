@@ -12,11 +12,11 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, DateTime, Enum, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, TimestampMixin
+from app.db.base import Base, TimestampMixin, string_enum
 from app.models.payment import Operation
 
 
@@ -39,27 +39,13 @@ class ExtraCharge(TimestampMixin, Base):
     )
     transaction_id: Mapped[int] = mapped_column(BigInteger, nullable=False, unique=True)
     operation: Mapped[Operation] = mapped_column(
-        Enum(
-            Operation,
-            name="extra_charge_operation",
-            native_enum=False,
-            create_constraint=True,
-            length=24,
-            values_callable=lambda members: [member.value for member in members],
-        ),
+        string_enum(Operation, "extra_charge_operation"),
         nullable=False,
     )
     amount_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
     currency: Mapped[str] = mapped_column(String(3), nullable=False)
     status: Mapped[ExtraChargeStatus] = mapped_column(
-        Enum(
-            ExtraChargeStatus,
-            name="extra_charge_status",
-            native_enum=False,
-            create_constraint=True,
-            length=24,
-            values_callable=lambda members: [member.value for member in members],
-        ),
+        string_enum(ExtraChargeStatus, "extra_charge_status"),
         nullable=False,
         server_default=ExtraChargeStatus.OPEN.value,
         index=True,

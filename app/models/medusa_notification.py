@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlalchemy import (
     DateTime,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -22,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, TimestampMixin
+from app.db.base import Base, TimestampMixin, string_enum
 
 
 class MedusaNotificationStatus(StrEnum):
@@ -37,17 +36,6 @@ class MedusaEventType(StrEnum):
     FAILED = "payment.failed"
     CANCELED = "payment.canceled"
     REFUNDED = "payment.refunded"
-
-
-def _enum(kind: type[StrEnum], name: str) -> Enum:
-    return Enum(
-        kind,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=24,
-        values_callable=lambda members: [member.value for member in members],
-    )
 
 
 class MedusaNotification(TimestampMixin, Base):
@@ -69,12 +57,12 @@ class MedusaNotification(TimestampMixin, Base):
         ForeignKey("payments.id", ondelete="RESTRICT"), nullable=False, index=True
     )
     event_type: Mapped[MedusaEventType] = mapped_column(
-        _enum(MedusaEventType, "medusa_event_type"), nullable=False
+        string_enum(MedusaEventType, "medusa_event_type"), nullable=False
     )
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     """The body sent to Medusa, as the ledger stood when the row was written."""
     status: Mapped[MedusaNotificationStatus] = mapped_column(
-        _enum(MedusaNotificationStatus, "medusa_notification_status"),
+        string_enum(MedusaNotificationStatus, "medusa_notification_status"),
         nullable=False,
         server_default=MedusaNotificationStatus.PENDING.value,
     )

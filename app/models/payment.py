@@ -1,4 +1,4 @@
-"""The local ledger: one payment per Medusa payment session, and every gateway attempt on it.
+"""The local ledger: one payment per Medusa payment session.
 
 Amounts are integer minor units. The database itself enforces the money invariants (captured never
 above authorized, refunded never above captured), so no code path can break them.
@@ -13,31 +13,17 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     DateTime,
-    Enum,
-    ForeignKey,
     Index,
     Integer,
     Numeric,
     String,
     Text,
-    func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, TimestampMixin
-
-
-def _enum(kind: type[StrEnum], name: str) -> Enum:
-    return Enum(
-        kind,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=24,
-        values_callable=lambda members: [member.value for member in members],
-    )
+from app.db.base import Base, TimestampMixin, string_enum
 
 
 class PaymentState(StrEnum):
@@ -56,17 +42,6 @@ class Operation(StrEnum):
     CAPTURE = "capture"
     REFUND = "refund"
     CANCEL = "cancel"
-
-
-class AttemptOutcome(StrEnum):
-    SENT = "sent"  # recorded before the call; replaced once the answer is known
-    APPROVED = "approved"
-    PENDING = "pending"
-    DECLINED = "declined"
-    VALIDATION_FAILED = "validation_failed"
-    AUTHENTICATION_FAILED = "authentication_failed"
-    UNKNOWN = "unknown"
-    UNAVAILABLE = "unavailable"
 
 
 class Payment(TimestampMixin, Base):
@@ -102,11 +77,11 @@ class Payment(TimestampMixin, Base):
     """Medusa's unrounded raw amount (e.g. 98.9009); `amount_minor` is it rounded half-up."""
     mode: Mapped[str] = mapped_column(String(8), nullable=False)
     state: Mapped[PaymentState] = mapped_column(
-        _enum(PaymentState, "payment_state"),
+        string_enum(PaymentState, "payment_state"),
         nullable=False,
         server_default=PaymentState.REQUIRES_PAYMENT.value,
     )
-    in_flight: Mapped[Operation | None] = mapped_column(_enum(Operation, "payment_operation"))
+    in_flight: Mapped[Operation | None] = mapped_column(string_enum(Operation, "payment_operation"))
     """The gateway operation under way or unresolved; while set, no other operation may start."""
     in_flight_attempt_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     attempts_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
@@ -131,91 +106,3 @@ class Payment(TimestampMixin, Base):
     reversed yet: money the shopper paid that Medusa does not show. See `ExtraCharge`."""
     next_reconcile_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reconcile_tries: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-
-
-class PaymentAttempt(Base):
-    """One call to NetValve for a payment, recorded before it is sent; or a transaction NetValve
-    made for the payment that the ledger learnt of later (`reason` says how)."""
-
-    __tablename__ = "payment_attempts"
-    __table_args__ = (
-        # Each approved NetValve transaction is in the ledger at most once, however many
-        # answers, redeliveries, re-traced copies or operator replays name it.
-        Index(
-            "uq_payment_attempts_approved_transaction",
-            "transaction_id",
-            unique=True,
-            postgresql_where=text("outcome = 'approved' AND transaction_id IS NOT NULL"),
-        ),
-    )
-
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    payment_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("payments.id", ondelete="RESTRICT"), nullable=False, index=True
-    )
-    operation: Mapped[Operation] = mapped_column(
-        _enum(Operation, "attempt_operation"), nullable=False
-    )
-    client_order_id: Mapped[str | None] = mapped_column(String(100), unique=True)
-    amount_minor: Mapped[int | None] = mapped_column(BigInteger)
-    final_capture: Mapped[bool | None] = mapped_column()
-    outcome: Mapped[AttemptOutcome] = mapped_column(
-        _enum(AttemptOutcome, "attempt_outcome"),
-        nullable=False,
-        server_default=AttemptOutcome.SENT.value,
-    )
-    http_status: Mapped[int | None] = mapped_column(Integer)
-    response_code: Mapped[str | None] = mapped_column(String(32))
-    response_message: Mapped[str | None] = mapped_column(Text)
-    reason: Mapped[str | None] = mapped_column(String(64))
-    transaction_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
-    elapsed_ms: Mapped[float | None] = mapped_column()
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # Digest of the (API key, Idempotency-Key) that started this attempt: a retry of the same
-    # request is recognised even after its key was released (202 answers are not stored).
-    request_key: Mapped[str | None] = mapped_column(String(64))
-
-
-class IdempotencyKey(Base):
-    """A client's Idempotency-Key and the response it got, scoped to the API key that sent it."""
-
-    __tablename__ = "idempotency_keys"
-    __table_args__ = (Index("uq_idempotency_keys_scope_key", "scope", "key", unique=True),)
-
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    scope: Mapped[str] = mapped_column(String(64), nullable=False)
-    key: Mapped[str] = mapped_column(String(255), nullable=False)
-    fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
-    response_status: Mapped[int | None] = mapped_column(Integer)
-    response_body: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    locked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
-    expires_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, index=True
-    )
-
-
-class HpfSession(Base):
-    """A hosted-payment-fields session handed to the storefront, reused until it expires or a
-    payment attempt spends its token."""
-
-    __tablename__ = "hpf_sessions"
-
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    payment_session_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
-    source: Mapped[str] = mapped_column(String(32), nullable=False)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
-    payment_token: Mapped[str | None] = mapped_column(String(200), index=True)
-    """NetValve's HPF token handed out with this session (None for script-only sources)."""
-    spent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    """When a payment attempt sent `payment_token` to NetValve: from then on the session is never
-    reused, whatever the attempt's outcome (NetValve spends a token on any processed payment)."""
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

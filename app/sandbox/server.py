@@ -27,7 +27,6 @@ class ThreadedServer:
     """Any ASGI app served by uvicorn on a loopback socket, in a daemon thread."""
 
     def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.app = app
         config = uvicorn.Config(
             app,
             host=host,
@@ -67,5 +66,4 @@ class ThreadedServer:
 
 class SandboxServer(ThreadedServer):
     def __init__(self, settings: SandboxSettings, *, host: str = "127.0.0.1", port: int = 0):
-        self.settings = settings
         super().__init__(create_sandbox_app(settings), host=host, port=port)

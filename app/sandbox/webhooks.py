@@ -27,7 +27,6 @@ class WebhookConfig:
     duplicate_rate: float = 0.0
     reorder: bool = False
     timeout_seconds: float = 5.0
-    seed: int | None = None
 
 
 @dataclass
@@ -38,7 +37,7 @@ class WebhookDispatcher:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self._random = random.Random(self.config.seed)  # noqa: S311 (test traffic, not security)
+        self._random = random.Random()  # noqa: S311 (test traffic, not security)
 
     def enqueue(self, event_name: str, data: dict[str, Any]) -> None:
         if not self.config.url:

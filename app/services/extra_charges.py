@@ -18,7 +18,8 @@ from app.core import metrics
 from app.core.config import Settings
 from app.core.errors import AppError
 from app.models.extra_charge import ExtraCharge, ExtraChargeStatus
-from app.models.payment import AttemptOutcome, Operation, Payment, PaymentAttempt
+from app.models.payment import Operation, Payment
+from app.models.payment_attempt import AttemptOutcome, PaymentAttempt
 from app.repositories.extra_charge_repository import ExtraChargeRepository
 from app.repositories.payment_repository import PaymentRepository
 

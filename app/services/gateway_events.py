@@ -42,7 +42,8 @@ from app.core import metrics
 from app.core.config import Settings
 from app.core.money import from_minor_units
 from app.models.extra_charge import ExtraCharge, ExtraChargeStatus
-from app.models.payment import AttemptOutcome, Operation, Payment, PaymentAttempt, PaymentState
+from app.models.payment import Operation, Payment, PaymentState
+from app.models.payment_attempt import AttemptOutcome, PaymentAttempt
 from app.repositories.extra_charge_repository import ExtraChargeRepository
 from app.repositories.payment_repository import NOT_FOUND_RECHECKED, PaymentRepository
 from app.services.extra_charges import ExtraChargeService, give_back

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.errors import AppError
 from app.db.errors import is_database_down
-from app.repositories.payment_repository import IdempotencyRepository
+from app.repositories.idempotency_key_repository import IdempotencyRepository
 from app.services.netvalve_service import ServiceResult
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"

@@ -47,20 +47,11 @@ from app.core.errors import AppError
 from app.core.money import UnknownCurrency, exponent, from_minor_units, normalise_currency, quantize
 from app.db.errors import is_database_down
 from app.db.medusa import MedusaCart, MedusaDataError, MedusaPaymentSession, MedusaRepository
-from app.models.payment import (
-    AttemptOutcome,
-    HpfSession,
-    Operation,
-    Payment,
-    PaymentAttempt,
-    PaymentState,
-)
-from app.repositories.payment_repository import (
-    NOT_FOUND,
-    RECONCILE_LEASE,
-    HpfSessionRepository,
-    PaymentRepository,
-)
+from app.models.hpf_session import HpfSession
+from app.models.payment import Operation, Payment, PaymentState
+from app.models.payment_attempt import AttemptOutcome, PaymentAttempt
+from app.repositories.hpf_session_repository import HpfSessionRepository
+from app.repositories.payment_repository import NOT_FOUND, RECONCILE_LEASE, PaymentRepository
 from app.schemas.netvalve import (
     CancelRequest,
     CaptureRequest,

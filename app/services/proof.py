@@ -9,7 +9,8 @@ from decimal import Decimal
 
 from app.clients.netvalve import Approved, Declined, Pending, TransactionRecord
 from app.core.money import exponent, quantize
-from app.models.payment import Operation, PaymentAttempt
+from app.models.payment import Operation
+from app.models.payment_attempt import PaymentAttempt
 
 # NetValve's transactionType for each operation of ours.
 RECORD_KINDS: dict[Operation, str] = {

@@ -163,7 +163,7 @@ class TestScripts:
         assert_authentication_failure(response)
 
     async def test_an_expired_token_is_refused(self, portal, monkeypatch):
-        monkeypatch.setattr("app.sandbox.app.BACKOFFICE_TOKEN_TTL_SECONDS", 0)
+        monkeypatch.setattr("app.sandbox.backoffice.TOKEN_TTL_SECONDS", 0)
         token = await sign_in(portal)
 
         response = await portal.get(SCRIPTS, headers=bearer(token))

@@ -14,7 +14,7 @@ import pytest
 
 from app.clients.netvalve import Approved
 from app.core import metrics
-from app.repositories.payment_repository import IdempotencyRepository
+from app.repositories.idempotency_key_repository import IdempotencyRepository
 from app.schemas.base import MONEY_IN_PATTERN, MONEY_OUT_PATTERN
 from app.services.idempotency_service import _unreleased, release_after_outage
 from tests.api.netvalve.conftest import ADMIN_KEY, Api

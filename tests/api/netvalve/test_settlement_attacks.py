@@ -16,7 +16,8 @@ from app.api.deps import (
     build_webhook_service,
 )
 from app.clients.netvalve import Approved, read_record
-from app.models.payment import Operation, Payment, PaymentAttempt, PaymentState
+from app.models.payment import Operation, Payment, PaymentState
+from app.models.payment_attempt import PaymentAttempt
 from app.services.netvalve_service import _child_done
 from tests.api.netvalve.conftest import ADMIN_KEY
 from tests.fixtures.gateway import DECLINE_CARD

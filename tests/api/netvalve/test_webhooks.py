@@ -16,7 +16,8 @@ from pydantic import SecretStr
 
 from app.core.cards import luhn_valid
 from app.main import create_app
-from app.models.payment import AttemptOutcome, Operation, Payment, PaymentAttempt, PaymentState
+from app.models.payment import Operation, Payment, PaymentState
+from app.models.payment_attempt import AttemptOutcome, PaymentAttempt
 from app.sandbox.server import SandboxServer, ThreadedServer
 from tests.api.netvalve.conftest import (
     ADMIN_KEY,
