@@ -58,18 +58,6 @@ respx.mocks.DEFAULT_MOCKER = "httpx"
 pytest_plugins = ["tests.fixtures.log_audit", "tests.fixtures.settlement"]
 
 
-def bare_env(**variables: str) -> dict[str, str]:
-    """This process's environment without any of the service's variables, plus `variables`:
-    for subprocesses that must see exactly the configuration a test gives them."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("NETVALVE_", "DATABASE_URL", "MEDUSA_", "ENVIRONMENT", "CORS_"))
-    }
-    env.update(variables)
-    return env
-
-
 def _asyncpg_url(url: str) -> str:
     return url.replace("postgresql://", "postgresql+asyncpg://", 1).replace(
         "postgres://", "postgresql+asyncpg://", 1

@@ -31,7 +31,7 @@ from tests.fixtures.log_audit import (
     trie_pattern,
 )
 from tests.fixtures.settings import TEST_API_KEY, TEST_BASIC_AUTH_PASSWORD, make_settings
-from tests.fixtures.settlement import SECRET as SETTLEMENT_WEBHOOK_SECRET
+from tests.fixtures.webhooks import WEBHOOK_SECRET
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ class TestStartedProcesses:
             pytest.param(TEST_API_KEY, id="netvalve-api-key"),
             pytest.param(TEST_BASIC_AUTH_PASSWORD, id="basic-auth-password"),
             pytest.param(basic_header(), id="basic-auth-header"),
-            pytest.param(SETTLEMENT_WEBHOOK_SECRET, id="webhook-value-constant"),
+            pytest.param(WEBHOOK_SECRET, id="webhook-value-constant"),
         ],
     )
     def test_a_secret_in_a_started_process_output_fails_the_audit(self, audit, secret):

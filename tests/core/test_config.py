@@ -7,7 +7,8 @@ import pytest
 from pydantic import SecretStr
 
 from app.core.config import ConfigurationError, NetvalveEnvironment, load_settings, secret_values
-from tests.conftest import PROJECT_ROOT, bare_env
+from tests.conftest import PROJECT_ROOT
+from tests.fixtures.environment import bare_env
 from tests.fixtures.log_audit import audit_text
 from tests.fixtures.settings import TEST_API_KEY
 

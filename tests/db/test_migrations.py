@@ -9,7 +9,8 @@ import asyncpg
 import pytest
 
 from app.dev.embedded_pg import asyncpg_dsn
-from tests.conftest import PROJECT_ROOT, Databases, bare_env, create_medusa_tables
+from tests.conftest import PROJECT_ROOT, Databases, create_medusa_tables
+from tests.fixtures.environment import bare_env
 from tests.fixtures.log_audit import audit_text
 from tests.fixtures.medusa import MEDUSA_TABLE_NAMES
 

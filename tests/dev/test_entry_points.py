@@ -11,9 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import PROJECT_ROOT, bare_env
-from tests.dev.test_make_run import free_port
+from tests.conftest import PROJECT_ROOT
+from tests.fixtures.environment import bare_env
 from tests.fixtures.log_audit import audit_text
+from tests.fixtures.ports import free_port
 
 SECRET = "hunter2-never-print-me-0123456789"
 LAUNCHER = [sys.executable, "-m", "app.dev"]

@@ -2,7 +2,6 @@
 
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,14 +10,10 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import PROJECT_ROOT, bare_env
+from tests.conftest import PROJECT_ROOT
+from tests.fixtures.environment import bare_env
 from tests.fixtures.log_audit import audit_text
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.fixtures.ports import free_port
 
 
 def wait_until_serving(base: str, process: subprocess.Popen[str], timeout: float = 90) -> None:

@@ -15,9 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import PROJECT_ROOT, bare_env
-from tests.dev.test_make_run import free_port, read_banner, wait_until_serving
+from tests.conftest import PROJECT_ROOT
+from tests.dev.test_make_run import read_banner, wait_until_serving
+from tests.fixtures.environment import bare_env
 from tests.fixtures.log_audit import audit_text
+from tests.fixtures.ports import free_port
 
 USER_WEBHOOK_VALUE = "users-own-webhook-value-2026"
 BASH = shutil.which("bash") or "/bin/bash"

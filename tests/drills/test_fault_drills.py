@@ -27,15 +27,16 @@ from typing import Any
 import httpx
 import pytest
 
-from app.api.deps import build_netvalve_service, build_webhook_service
+from app.api.deps import build_netvalve_service
 from app.clients.netvalve import Approved, Declined
 from app.services.idempotency import STALE_AFTER
 from app.services.netvalve import NetvalveService
 from app.services.netvalve.reconciliation import NOT_FOUND_GRACE
-from app.services.netvalve.webhooks import WebhookService
 from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory
-from tests.api.netvalve.test_webhooks import WEBHOOKS, deliver, event
 from tests.drills.conftest import StoppablePostgres
+from tests.fixtures.ledger import assert_ledger_matches_gateway
+from tests.fixtures.netvalve import build_webhook_event
+from tests.fixtures.webhooks import WEBHOOK_SETTINGS, post_webhook, webhook_service_of
 
 pytestmark = pytest.mark.asyncio
 
@@ -62,10 +63,6 @@ def resources_of(api: Api) -> Any:
 
 def payments_of(api: Api) -> NetvalveService:
     return build_netvalve_service(resources_of(api))
-
-
-def webhooks_of(api: Api) -> WebhookService:
-    return build_webhook_service(resources_of(api))
 
 
 def two_places(value: object) -> str:
@@ -169,10 +166,22 @@ async def gateway_view(api: Api, payment: dict[str, Any]) -> tuple[str, str, str
     return (state, amount, two_places(captured), two_places(refunded))
 
 
-async def assert_agrees_with_gateway(api: Api, payment_id: str) -> dict[str, Any]:
+async def assert_agrees_with_gateway(
+    api: Api, payment_id: str, ledger: StoppablePostgres | None = None
+) -> dict[str, Any]:
+    """The ledger as callers see it against /inquiry and /transaction, and its rows (on
+    `ledger` when the test's tables are there) against the sandbox's record."""
     payment = await status_of(api, payment_id)
     assert payment["in_progress"] is None, payment
     assert ledger_view(payment) == await gateway_view(api, payment)
+    if ledger is None:
+        await api.assert_ledger_matches_gateway(payment_id)
+        return payment
+    connection = await ledger.connect()
+    try:
+        await assert_ledger_matches_gateway(connection, api.sandbox.admin, payment_id)
+    finally:
+        await connection.close()
     return payment
 
 
@@ -467,7 +476,7 @@ async def test_database_down_during_a_sale_is_a_clear_5xx_then_one_charge_and_se
     settled = await settle(api, payment_id)
     assert ledger_view(settled) == ("captured", "44.00", "44.00", "0.00")
     assert settled["transaction_id"] == sale["transactionId"]
-    await assert_agrees_with_gateway(api, payment_id)
+    await assert_agrees_with_gateway(api, payment_id, stoppable_db)
 
     # Once the first request's key is taken to have died, the retry answers with the payment.
     ours = await stoppable_db.connect()
@@ -482,6 +491,7 @@ async def test_database_down_during_a_sale_is_a_clear_5xx_then_one_charge_and_se
     assert late.status_code == 200, late.text
     assert (late.json()["id"], late.json()["state"]) == (payment_id, "captured")
     assert await api.sandbox_transactions(payment_id) == [sale]
+    await assert_agrees_with_gateway(api, payment_id, stoppable_db)
 
     # A database outage is a 503 the caller may retry, like the webhook intake's, not a 500.
     assert answer.status_code == 503, answer.text
@@ -495,7 +505,7 @@ async def test_database_down_during_webhook_intake_then_each_event_applied_once(
     api_factory: ApiFactory, stoppable_db: StoppablePostgres, database_url: str
 ) -> None:
     api: Api = await api_factory(
-        **{**DRILL_SETTINGS, **WEBHOOKS, "netvalve_read_timeout": 10.0},
+        **{**DRILL_SETTINGS, **WEBHOOK_SETTINGS, "netvalve_read_timeout": 10.0},
         database_url=stoppable_db.url,
         medusa_database_url=database_url,
     )
@@ -508,7 +518,7 @@ async def test_database_down_during_webhook_intake_then_each_event_applied_once(
         refund = await api.sandbox.client.refund(payment["transaction_id"], Decimal(amount))
         assert isinstance(refund, Approved), refund
         events.append(
-            event(
+            build_webhook_event(
                 "REFUNDED",
                 transactionType="REFUND",
                 clientOrderId=f"{uuid.UUID(payment['id']).hex}-1",
@@ -519,10 +529,10 @@ async def test_database_down_during_webhook_intake_then_each_event_applied_once(
     first, second = events
     inbox = "SELECT event_name, transaction_id, status FROM webhook_events ORDER BY received_at"
 
-    stored_before = await deliver(api, first)
+    stored_before = await post_webhook(api.http, first)
     assert stored_before.json()["status"] == "stored"
     await stoppable_db.stop()
-    refused = [await deliver(api, body) for body in (second, first, second)]
+    refused = [await post_webhook(api.http, body) for body in (second, first, second)]
     await stoppable_db.start()
 
     for response in refused:
@@ -538,12 +548,12 @@ async def test_database_down_during_webhook_intake_then_each_event_applied_once(
         ]
 
         # NetValve redelivers everything it was refused, some of it twice.
-        redelivered = [await deliver(api, body) for body in (second, first, second)]
+        redelivered = [await post_webhook(api.http, body) for body in (second, first, second)]
         assert [r.json()["status"] for r in redelivered] == ["stored", "duplicate", "duplicate"]
 
         # Stored is not applied: the ledger moves only when the worker processes them.
         assert ledger_view(await status_of(api, payment["id"]))[3] == "0.00"
-        processed = await webhooks_of(api).process_due()
+        processed = await webhook_service_of(api.http).process_due()
         assert processed == 2
         rows = await ours.fetch(inbox)
         assert sorted((r["transaction_id"], r["status"]) for r in rows) == sorted(
@@ -551,8 +561,8 @@ async def test_database_down_during_webhook_intake_then_each_event_applied_once(
         )
 
         # A late redelivery after processing changes nothing.
-        assert (await deliver(api, first)).json()["status"] == "duplicate"
-        assert await webhooks_of(api).process_due() == 0
+        assert (await post_webhook(api.http, first)).json()["status"] == "duplicate"
+        assert await webhook_service_of(api.http).process_due() == 0
         refunds = await ours.fetchval(
             "SELECT count(*) FROM payment_attempts WHERE operation = 'refund' "
             "AND outcome = 'approved' AND payment_id = $1",
@@ -562,7 +572,7 @@ async def test_database_down_during_webhook_intake_then_each_event_applied_once(
     finally:
         await ours.close()
 
-    final = await assert_agrees_with_gateway(api, payment["id"])
+    final = await assert_agrees_with_gateway(api, payment["id"], stoppable_db)
     assert ledger_view(final) == ("partially_refunded", "44.00", "44.00", "10.00")
 
 
@@ -604,3 +614,4 @@ async def test_an_exhausted_connection_pool_is_a_503_that_changes_nothing(
     paid = await call.send(api, key)
     assert paid.status_code == 200, paid.text
     assert await gateway_counts(api, paid.json()["id"]) == Counter({"SALE": 1})
+    await api.assert_ledger_matches_gateway(paid.json()["id"])

@@ -50,9 +50,8 @@ from tests.fixtures.medusa import (
     create_payment_session,
 )
 from tests.fixtures.settings import make_settings
+from tests.fixtures.webhooks import WEBHOOK_HEADER, WEBHOOK_SECRET
 
-WEBHOOK_HEADER = "X-Netvalve-Auth"
-WEBHOOK_VALUE = "whk_fuzz_current_00000000001"
 Case = schemathesis.Case[APIOperation[Any, Any, Any, Any]]
 SEED = 20240611
 PREFIX = "/api/v1/netvalve"
@@ -90,7 +89,7 @@ def fuzz_config(key: str, max_examples: int) -> schemathesis.Config:
             # Through the security scheme, not a fixed header, so `ignored_auth` can leave it out.
             "auth": {"openapi": {"HTTPBearer": {"bearer": key}}},
             # NetValve's custom webhook header is not an OpenAPI security scheme: always sent.
-            "headers": {WEBHOOK_HEADER: WEBHOOK_VALUE},
+            "headers": {WEBHOOK_HEADER: WEBHOOK_SECRET},
         }
     )
 
@@ -108,7 +107,7 @@ def fuzz_settings(database_url: str, sandbox_url: str) -> Settings:
         storefront_api_keys=[SecretStr(STOREFRONT_KEY)],
         admin_api_keys=[SecretStr(ADMIN_KEY)],
         netvalve_webhook_auth_header=WEBHOOK_HEADER,
-        netvalve_webhook_auth_values=[SecretStr(WEBHOOK_VALUE)],
+        netvalve_webhook_auth_values=[SecretStr(WEBHOOK_SECRET)],
         # No background work: every ledger change comes from a request the fuzzer made.
         reconcile_enabled=False,
         webhook_worker_enabled=False,
@@ -347,7 +346,9 @@ class Seeder:
             "eventName": name,
             "data": {"transactionId": transaction_id, "traceId": str(uuid.uuid4())},
         }
-        receipt = self.call("POST", "/webhook", json=event, headers={WEBHOOK_HEADER: WEBHOOK_VALUE})
+        receipt = self.call(
+            "POST", "/webhook", json=event, headers={WEBHOOK_HEADER: WEBHOOK_SECRET}
+        )
         return str(receipt["id"])
 
 
@@ -569,7 +570,7 @@ def test_nul_characters_are_refused_before_they_reach_postgresql(api: asgi.ASGIC
         "eventName": "CAPTURED",
         "data": {"transactionId": 7, "traceId": str(uuid.uuid4())},
     }
-    receipt = api.post(f"{PREFIX}/webhook", json=event, headers={WEBHOOK_HEADER: WEBHOOK_VALUE})
+    receipt = api.post(f"{PREFIX}/webhook", json=event, headers={WEBHOOK_HEADER: WEBHOOK_SECRET})
     event_id = receipt.json()["id"]
     before = api.get(f"{PREFIX}/webhook-events/{event_id}").json()
 
@@ -603,7 +604,7 @@ def test_a_webhook_postgresql_cannot_store_as_sent_is_still_answered(
         "eventName": "PURCHASED",
         "data": {**data, "traceId": str(uuid.uuid4())},
     }
-    response = api.post(f"{PREFIX}/webhook", json=event, headers={WEBHOOK_HEADER: WEBHOOK_VALUE})
+    response = api.post(f"{PREFIX}/webhook", json=event, headers={WEBHOOK_HEADER: WEBHOOK_SECRET})
 
     assert response.status_code == status, response.text
     listed = api.get(f"{PREFIX}/webhook-events", params={"status": stored, "limit": "1"})

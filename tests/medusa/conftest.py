@@ -39,10 +39,12 @@ from fastapi import FastAPI, Request, Response
 from alembic import command
 from app.sandbox.server import ThreadedServer
 from tests.api.netvalve.conftest import ADMIN_KEY
-from tests.conftest import PROJECT_ROOT, Databases, alembic_config, bare_env
+from tests.conftest import PROJECT_ROOT, Databases, alembic_config
+from tests.fixtures.environment import bare_env
 from tests.fixtures.gateway import recording_sandbox, sandbox_headers
 from tests.fixtures.log_audit import audited_output
-from tests.multiprocess.conftest import ServiceProcess, free_port, service_env
+from tests.fixtures.ports import free_port
+from tests.multiprocess.conftest import ServiceProcess, replica_env
 
 STORE_DIR = PROJECT_ROOT / "integrations" / "medusa-test-store"
 PROVIDER_DIR = PROJECT_ROOT / "integrations" / "medusa-payment-netvalve"
@@ -587,7 +589,7 @@ def medusa_stack(
         sandbox_url, _receiver = cleanup.enter_context(
             recording_sandbox(sandbox_pending_seconds=SANDBOX_PENDING_SECONDS)
         )
-        env = service_env(service_db, sandbox_url)
+        env = replica_env(service_db, sandbox_url)
         env.update(
             MEDUSA_DATABASE_URL=medusa_db,
             MEDUSA_WEBHOOK_URL=f"{relay_url}{HOOK_PATH}",

@@ -5,7 +5,6 @@ records its webhooks."""
 import asyncio
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,26 +19,11 @@ import pytest_asyncio
 
 from alembic import command
 from app.dev.embedded_pg import asyncpg_dsn
-from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY
-from tests.conftest import (
-    PROJECT_ROOT,
-    Databases,
-    alembic_config,
-    bare_env,
-    create_medusa_tables,
-)
+from tests.conftest import PROJECT_ROOT, Databases, alembic_config, create_medusa_tables
+from tests.fixtures.environment import service_env
 from tests.fixtures.gateway import Receiver, SandboxBackend, recording_sandbox
 from tests.fixtures.log_audit import audited_output
-from tests.fixtures.settings import TEST_API_KEY, TEST_BASIC_AUTH_PASSWORD
-
-WEBHOOK_HEADER = "X-Netvalve-Auth"
-WEBHOOK_VALUES = ("whk_test_current_0000000001", "whk_test_previous_000000002")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.fixtures.ports import free_port
 
 
 def runnable(command: list[str], port: int) -> list[str]:
@@ -159,27 +143,12 @@ async def recorder() -> AsyncIterator[tuple[SandboxBackend, Receiver]]:
             await gateway.close()
 
 
-def service_env(database_url: str, gateway_url: str) -> dict[str, str]:
+def replica_env(database_url: str, gateway_url: str) -> dict[str, str]:
     """Everything a replica is configured with, as the deployment would set it."""
-    return bare_env(
-        ENVIRONMENT="test",
-        LOG_LEVEL="INFO",
-        DATABASE_URL=database_url,
-        NETVALVE_ENVIRONMENT="sandbox",
-        NETVALVE_BASE_URL=gateway_url,
-        NETVALVE_HPP_URL=gateway_url,
-        NETVALVE_HPF_URL=gateway_url,
-        NETVALVE_BACKOFFICE_URL=gateway_url,
-        NETVALVE_CLIENT_ID="test-client",
-        NETVALVE_API_KEY=TEST_API_KEY,
-        NETVALVE_BASIC_AUTH_USERNAME="merchant",
-        NETVALVE_BASIC_AUTH_PASSWORD=TEST_BASIC_AUTH_PASSWORD,
-        NETVALVE_MID_ID_EUR="2",
+    return service_env(
+        database_url,
+        gateway_url,
         NETVALVE_READ_TIMEOUT="5",
-        STOREFRONT_API_KEYS=STOREFRONT_KEY,
-        ADMIN_API_KEYS=ADMIN_KEY,
-        NETVALVE_WEBHOOK_AUTH_HEADER=WEBHOOK_HEADER,
-        NETVALVE_WEBHOOK_AUTH_VALUES=",".join(WEBHOOK_VALUES),
         # Fast background loops, so a short test sees many rounds of both.
         WEBHOOK_WORKER_ENABLED="true",
         WEBHOOK_WORKER_INTERVAL_SECONDS="0.1",
@@ -200,7 +169,7 @@ def two_services(
 ) -> Iterator[list[ServiceProcess]]:
     """Two replicas of the service on one database: both run the webhook worker and the sweep."""
     gateway, _ = recorder
-    env = service_env(shared_database, gateway.url)
+    env = replica_env(shared_database, gateway.url)
     processes: list[ServiceProcess] = []
     try:
         for name in ("replica-a", "replica-b"):

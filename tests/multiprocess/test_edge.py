@@ -18,7 +18,8 @@ from alembic import command
 from app import METRICS_ROOT
 from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY
 from tests.conftest import Databases, alembic_config, create_medusa_tables
-from tests.multiprocess.conftest import WEBHOOK_HEADER, WEBHOOK_VALUES, ServiceProcess, service_env
+from tests.fixtures.webhooks import WEBHOOK_HEADER, WEBHOOK_SECRET
+from tests.multiprocess.conftest import ServiceProcess, replica_env
 from tests.test_deploy_files import command_words, compose, dockerfile_instructions
 
 MiB = 1024 * 1024
@@ -41,7 +42,7 @@ def entry_points() -> dict[str, list[str]]:
 
 
 def edge_env(database_url: str, workdir: Path, **env: str) -> dict[str, str]:
-    variables = service_env(database_url, UNUSED_GATEWAY)
+    variables = replica_env(database_url, UNUSED_GATEWAY)
     variables.update(
         WEBHOOK_WORKER_ENABLED="false",
         RECONCILE_ENABLED="false",
@@ -190,7 +191,7 @@ class TestEveryEntryPoint:
             webhook = http.post(
                 "/api/v1/netvalve/webhook",
                 json={"eventName": "SALE", "data": {}},
-                headers={WEBHOOK_HEADER: WEBHOOK_VALUES[0], "X-Forwarded-For": "10.1.1.1"},
+                headers={WEBHOOK_HEADER: WEBHOOK_SECRET, "X-Forwarded-For": "10.1.1.1"},
             )
             assert webhook.status_code == 403, webhook.text
             assert webhook.json()["error"] == "WebhookSourceForbidden"

@@ -24,7 +24,9 @@ import pytest
 
 from tests.api.netvalve.conftest import Api
 from tests.fixtures.gateway import Receiver, SandboxBackend
-from tests.multiprocess.conftest import WEBHOOK_HEADER, WEBHOOK_VALUES, ServiceProcess
+from tests.fixtures.ledger import gateway_transactions, order_prefix
+from tests.fixtures.webhooks import WEBHOOK_VALUES, dedup_key_of, post_webhook
+from tests.multiprocess.conftest import ServiceProcess
 
 pytestmark = pytest.mark.asyncio
 
@@ -37,25 +39,13 @@ REFUND_STEPS = [Decimal(value) for value in ("0.50", "1.00", "1.25", "2.00", "3.
 WAITING = ("received", "failed", "pending_match")
 
 
-def identity(event: dict[str, Any]) -> tuple[str, ...]:
-    """What makes two deliveries the same event (NETVALVE_API.md: no event id; the timestamp
-    of a redelivery may be new)."""
-    data = event["data"]
-    fields = (data["transactionId"], data["traceId"], data["responseCode"], data["amount"])
-    return (event["eventName"], *(str(field) for field in fields))
-
-
-def order_prefix(payment_id: str) -> str:
-    return uuid.UUID(payment_id).hex
-
-
 def redeliveries(
     events: list[dict[str, Any]], shuffler: random.Random
-) -> tuple[list[list[bytes]], set[tuple[str, ...]]]:
+) -> tuple[list[list[bytes]], set[str]]:
     """Each event twice, once to each replica (the second copy re-stamped half the time), plus
     re-traced twins of some refunds; per replica in shuffled order. Also the distinct events."""
     per_replica: list[list[bytes]] = [[], []]
-    distinct: set[tuple[str, ...]] = set()
+    distinct: set[str] = set()
     for event in events:
         variants = [event]
         if event["eventName"] == "REFUNDED" and shuffler.random() < RETRACED_SHARE:
@@ -63,7 +53,7 @@ def redeliveries(
             twin["data"]["traceId"] = str(uuid.UUID(int=shuffler.getrandbits(128)))
             variants.append(twin)
         for variant in variants:
-            distinct.add(identity(variant))
+            distinct.add(dedup_key_of(variant))
             again = json.loads(json.dumps(variant))
             if shuffler.random() < 0.5:
                 again["data"]["responseTimestamp"] = "2026-04-12T04:00:00.000000000"
@@ -81,11 +71,7 @@ async def deliver_all(apis: list[Api], per_replica: list[list[bytes]]) -> Counte
     async def send(api: Api, bodies: list[bytes], value: str) -> list[str]:
         receipts = []
         for body in bodies:
-            response = await api.http.post(
-                "/api/v1/netvalve/webhook",
-                content=body,
-                headers={"Content-Type": "application/json", WEBHOOK_HEADER: value},
-            )
+            response = await post_webhook(api.http, body, value=value)
             assert response.status_code == 200, response.text
             receipts.append(str(response.json()["status"]))
         return receipts
@@ -111,14 +97,6 @@ async def refund_outside(
     for amount in plan:
         refund = await gateway.client.refund(transaction_id, amount)
         assert refund.response_code == "GTW_1000", refund  # type: ignore[union-attr]
-
-
-async def gateway_transactions(gateway: SandboxBackend, payment_id: str) -> list[dict[str, Any]]:
-    """NetValve's own record of everything done for one payment."""
-    response = await gateway.admin.get(
-        "/_sandbox/transactions", params={"client_order_prefix": order_prefix(payment_id)}
-    )
-    return list(json.loads(response.text, parse_float=Decimal)["transactions"])
 
 
 async def wait_for(db: asyncpg.Connection, query: str, *args: Any, seconds: float) -> bool:
@@ -243,7 +221,7 @@ async def test_two_replicas_apply_each_webhook_once_and_settle_each_unknown_once
         # The ledger, as callers see it, equals NetValve's record, replayed in order.
         gateway_refunds: set[int] = set()
         for index, payment in enumerate(payments):
-            record = await gateway_transactions(gateway, payment["id"])
+            record = await gateway_transactions(gateway.admin, payment["id"])
             refunds = [t for t in record if t["transactionType"] == "REFUND"]
             total = sum((t["amount"] for t in refunds), Decimal("0"))
             gateway_refunds |= {t["transactionId"] for t in refunds}
@@ -256,6 +234,7 @@ async def test_two_replicas_apply_each_webhook_once_and_settle_each_unknown_once
                 str(total),
             ), payment["id"]
             assert status["in_progress"] is None
+            await apis[index % 2].assert_ledger_matches_gateway(payment["id"])
         assert len(gateway_refunds) == PAYMENTS * REFUNDS
         recorded = await shared_db.fetch(
             "SELECT transaction_id FROM payment_attempts "
@@ -266,7 +245,7 @@ async def test_two_replicas_apply_each_webhook_once_and_settle_each_unknown_once
         # Each lost sale: settled to what NetValve did, from its one sale, with no resend.
         for index, payment_id in enumerate(unknown):
             status = (await apis[index % 2].get("/status", {"payment_id": payment_id})).json()
-            record = await gateway_transactions(gateway, payment_id)
+            record = await gateway_transactions(gateway.admin, payment_id)
             attempts = await shared_db.fetch(
                 "SELECT outcome::text FROM payment_attempts WHERE payment_id = $1::uuid",
                 payment_id,
@@ -275,6 +254,7 @@ async def test_two_replicas_apply_each_webhook_once_and_settle_each_unknown_once
             assert [(t["transactionType"], t["status"]) for t in record] == [("SALE", "Settled")]
             assert status["transaction_id"] == record[0]["transactionId"]
             assert [row["outcome"] for row in attempts] == ["approved"]
+            await apis[index % 2].assert_ledger_matches_gateway(payment_id)
 
     # Stopped as an orchestrator stops replicas (uvicorn exits by the signal it handled, after
     # a complete shutdown); the logs are complete once they exit.

@@ -60,7 +60,6 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from pydantic import SecretStr
 
 from app.api.deps import (
     build_gateway_event_service,
@@ -73,17 +72,20 @@ from app.services.netvalve.events import GatewayEventService
 from app.services.netvalve.webhooks import WebhookService
 from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory, MedusaSession
 from tests.fixtures.gateway import APPROVE_CARD, DECLINE_CARD, SandboxBackend
+from tests.fixtures.ledger import assert_ledger_matches_record
+from tests.fixtures.webhooks import (
+    WEBHOOK_SETTINGS,
+    dedup_key_of,
+    post_webhook,
+    process_inbox_round,
+)
 
 pytestmark = pytest.mark.asyncio
 
 T = TypeVar("T")
 
-HEADER = "X-Netvalve-Auth"
-SECRET = "whk_test_ledger_machine_000001"
 APP_SETTINGS: dict[str, Any] = {
-    "netvalve_webhook_auth_header": HEADER,
-    "netvalve_webhook_auth_values": [SecretStr(SECRET)],
-    "webhook_worker_enabled": False,  # the machine drains the inbox itself
+    **WEBHOOK_SETTINGS,  # the worker off: the machine drains the inbox itself
     "webhook_retry_base_seconds": 0.05,
     "reconcile_min_age_seconds": 0,  # the machine sweeps itself, whenever it likes
     "reconcile_recheck_not_found_seconds": 0,
@@ -311,19 +313,6 @@ def pick(how: str, percent: int, base: int) -> int | None:
     return base + percent
 
 
-def identity(event: dict[str, Any]) -> str:
-    """What the inbox deduplicates on (timestamps are left out on purpose)."""
-    data = event["data"]
-    parts = [
-        event["eventName"],
-        data.get("transactionId"),
-        data.get("traceId"),
-        data.get("responseCode"),
-        str(Decimal(str(data.get("amount")))),
-    ]
-    return json.dumps(parts, default=str)
-
-
 async def sent_events(world: World) -> list[dict[str, Any]]:
     """The events the sandbox sent for its transactions since its last reset: one each, and
     a second for a pending payment once it is settled."""
@@ -356,11 +345,7 @@ async def settled_event(world: World, transaction_id: int) -> None:
 
 
 async def deliver(api: Api, event: dict[str, Any]) -> httpx.Response:
-    return await api.http.post(
-        "/api/v1/netvalve/webhook",
-        content=json.dumps(event).encode(),
-        headers={"Content-Type": "application/json", HEADER: SECRET},
-    )
+    return await post_webhook(api.http, event)
 
 
 async def drain(world: World, workers: int = 1) -> list[dict[str, Any]]:
@@ -370,12 +355,7 @@ async def drain(world: World, workers: int = 1) -> list[dict[str, Any]]:
     medusa = world.apis["sale"].medusa
     waiting: list[dict[str, Any]] = []
     for _ in range(DRAIN_ROUNDS):
-        await medusa.execute(
-            "UPDATE webhook_events SET next_attempt_at = now() "
-            "WHERE status IN ('failed', 'pending_match')"
-        )
-        while sum(await asyncio.gather(*(services[i].process_due(100) for i in range(workers)))):
-            pass
+        await process_inbox_round(medusa, services[:workers])
         rows = await medusa.fetch(
             "SELECT event_name, transaction_id, status, last_error, payment_id FROM webhook_events "
             "WHERE status NOT IN ('processed', 'ignored') AND deleted_at IS NULL"
@@ -923,7 +903,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def deliver_some_webhooks(self, data: st.DataObject) -> None:
         """Some of the events not delivered yet, and copies of any, in any order."""
         events = self.world.run(sent_events(self.world))
-        fresh = [event for event in events if identity(event) not in self.stored_events]
+        fresh = [event for event in events if dedup_key_of(event) not in self.stored_events]
         chooser = random.Random(data.draw(seeds, label="deliver"))  # noqa: S311
         batch = [event for event in fresh if chooser.random() < 0.5]
         self._deliver(batch, events, data)
@@ -967,10 +947,10 @@ class LedgerMachine(RuleBasedStateMachine):
         owners = {tracked.hex: tracked for tracked in self.tracked if tracked.payment_id}
         owner = owners[str(event["data"]["clientOrderId"]).split("-", 1)[0]]
         receipt = self.world.run(deliver(self.api(owner), event))
-        expected = "duplicate" if identity(event) in self.stored_events else "stored"
+        expected = "duplicate" if dedup_key_of(event) in self.stored_events else "stored"
         assert receipt.status_code == 200, receipt.text
         assert receipt.json()["status"] == expected, (event, receipt.json())
-        self.stored_events.add(identity(event))
+        self.stored_events.add(dedup_key_of(event))
         if genuine:
             self._mark_delivered(owner, event)
 
@@ -1221,6 +1201,12 @@ class LedgerMachine(RuleBasedStateMachine):
         if state != "pending":
             assert ledger["transaction_id"] == tracked.transaction_id, name
 
+        # The ledger's own rows (every attempt, not only the payment as /status serves it)
+        # against the sandbox's record, once nothing is left for webhooks to tell.
+        if state != "pending" and not tracked.outside:
+            db = self.api(tracked).medusa
+            self.world.run(assert_ledger_matches_record(db, str(tracked.payment_id), transactions))
+
 
 RANDOM_SEARCH = os.environ.get("LEDGER_MACHINE_RANDOM") == "1"
 MACHINE_SETTINGS = settings(
@@ -1310,6 +1296,7 @@ class TestFoundByTheMachine:
         assert response.status_code == 402, response.text
         assert response.json()["error"] == "PaymentDeclined"
         assert response.json()["payment"]["status"] == "error"
+        await api.assert_ledger_matches_gateway(response.json()["payment"]["id"])
 
     async def test_gateway_refunds_counted_from_the_record_are_not_counted_again(
         self, world: World
@@ -1333,6 +1320,7 @@ class TestFoundByTheMachine:
 
         status = (await api.get("/status", {"payment_id": paid["id"]})).json()
         assert status["refunded_amount"] == "14.00"
+        await api.assert_ledger_matches_gateway(paid["id"])
 
     async def test_a_refund_event_that_overtakes_its_capture_event_is_applied(self, world: World):
         api = world.apis["manual"]
@@ -1357,3 +1345,4 @@ class TestFoundByTheMachine:
             "10.00",
         )
         assert waiting == []
+        await api.assert_ledger_matches_gateway(authorized["id"])

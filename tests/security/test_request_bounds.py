@@ -8,7 +8,7 @@ import pytest
 import pytest_asyncio
 
 from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory
-from tests.api.netvalve.test_webhooks import HEADER, VALUES, WEBHOOKS
+from tests.fixtures.webhooks import WEBHOOK_HEADER, WEBHOOK_SECRET, WEBHOOK_SETTINGS
 
 pytestmark = pytest.mark.asyncio
 
@@ -37,7 +37,7 @@ async def bounded(api_factory: ApiFactory) -> Api:
     built: Api = await api_factory(
         max_request_body_bytes=LIMIT,
         netvalve_webhook_allowed_ips=["127.0.0.0/8"],
-        **WEBHOOKS,
+        **WEBHOOK_SETTINGS,
     )
     return built
 
@@ -71,13 +71,13 @@ class TestKeysFirst:
     async def test_the_webhook_header_is_checked_before_the_body(self, bounded: Api):
         upload = Upload(10_000)
         response = await bounded.http.post(
-            WEBHOOK, content=upload, headers={HEADER: "whk_wrong_0000000000000"}
+            WEBHOOK, content=upload, headers={WEBHOOK_HEADER: "whk_wrong_0000000000000"}
         )
         assert_refused(response, 401, "WebhookUnauthenticated")
         assert upload.pulled <= 1
 
     async def test_the_webhook_source_is_checked_before_the_body(self, api_factory: ApiFactory):
-        api = await api_factory(netvalve_webhook_allowed_ips=["10.0.0.0/8"], **WEBHOOKS)
+        api = await api_factory(netvalve_webhook_allowed_ips=["10.0.0.0/8"], **WEBHOOK_SETTINGS)
         upload = Upload(10_000)
         response = await api.http.post(WEBHOOK, content=upload)
         assert_refused(response, 403, "WebhookSourceForbidden")
@@ -108,9 +108,9 @@ class TestBodyLimits:
 
     async def test_the_webhook_has_its_own_limit(self, api_factory: ApiFactory):
         api = await api_factory(
-            max_request_body_bytes=1024, netvalve_webhook_max_body_bytes=8192, **WEBHOOKS
+            max_request_body_bytes=1024, netvalve_webhook_max_body_bytes=8192, **WEBHOOK_SETTINGS
         )
-        header = {HEADER: VALUES[0]}
+        header = {WEBHOOK_HEADER: WEBHOOK_SECRET}
         fits = await api.http.post(WEBHOOK, content=b"{" + b" " * 4000 + b"}", headers=header)
         assert fits.status_code == 400  # read and parsed: it is simply not an event
         await api.medusa.execute("DELETE FROM webhook_events")  # stored as rejected; not ours

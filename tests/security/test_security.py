@@ -9,7 +9,8 @@ from pydantic import SecretStr
 
 from app.core.headers import API_POLICY, DOCS_POLICY, STATIC_HEADERS
 from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory
-from tests.api.netvalve.test_webhooks import HEADER, WEBHOOKS, event
+from tests.fixtures.netvalve import build_webhook_event
+from tests.fixtures.webhooks import WEBHOOK_HEADER, WEBHOOK_SETTINGS
 
 pytestmark = pytest.mark.asyncio
 
@@ -39,7 +40,7 @@ async def guarded(api_factory: ApiFactory) -> Api:
     built: Api = await api_factory(
         metrics_api_keys=[SecretStr(METRICS_KEY)],
         medusa_api_keys=[SecretStr(MEDUSA_KEY)],
-        **WEBHOOKS,
+        **WEBHOOK_SETTINGS,
     )
     return built
 
@@ -132,7 +133,7 @@ class TestEveryRoute:
         }
 
     async def test_the_webhook_needs_its_header_not_an_api_key(self, guarded: Api):
-        body = event()
+        body = build_webhook_event()
         without = await guarded.http.post("/api/v1/netvalve/webhook", json=body)
         with_api_key = await guarded.http.post(
             "/api/v1/netvalve/webhook",
@@ -140,7 +141,9 @@ class TestEveryRoute:
             headers={"Authorization": f"Bearer {ADMIN_KEY}"},
         )
         wrong = await guarded.http.post(
-            "/api/v1/netvalve/webhook", json=body, headers={HEADER: "whk_wrong_0000000000000"}
+            "/api/v1/netvalve/webhook",
+            json=body,
+            headers={WEBHOOK_HEADER: "whk_wrong_0000000000000"},
         )
 
         for response in (without, with_api_key, wrong):

@@ -21,6 +21,7 @@ from app.dev.embedded_pg import asyncpg_dsn
 from app.main import create_app
 from tests.conftest import asgi_client, started_app
 from tests.fixtures.gateway import APPROVE_CARD, SandboxBackend
+from tests.fixtures.ledger import assert_ledger_matches_gateway
 from tests.fixtures.log_audit import audit_database
 from tests.fixtures.medusa import (
     create_address,
@@ -98,6 +99,9 @@ class Api:
             "/_sandbox/transactions", params={"client_order_prefix": uuid.UUID(payment_id).hex}
         )
         return list(response.json()["transactions"])
+
+    async def assert_ledger_matches_gateway(self, payment_id: str) -> None:
+        await assert_ledger_matches_gateway(self.medusa, self.sandbox.admin, payment_id)
 
     async def ledger_counts(self) -> tuple[int, int]:
         payments = await self.medusa.fetchval("SELECT count(*) FROM payments")

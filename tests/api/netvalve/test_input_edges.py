@@ -20,7 +20,8 @@ from app.services.idempotency import _unreleased, release_after_outage
 from tests.api.netvalve.conftest import ADMIN_KEY, Api
 from tests.drills.conftest import StoppablePostgres, stoppable_db, stoppable_server  # noqa: F401
 from tests.fixtures.gateway import Receiver, SandboxBackend
-from tests.fixtures.settlement import HEADER, SECRET, deliver, pay, process, sent, status
+from tests.fixtures.settlement import deliver, pay, process, sent, status
+from tests.fixtures.webhooks import WEBHOOK_HEADER, WEBHOOK_SECRET
 
 pytestmark = pytest.mark.asyncio
 
@@ -313,7 +314,7 @@ class TestWebhookBodiesThatCannotBeStoredAsJson:
         response = await api.http.post(
             "/api/v1/netvalve/webhook",
             content=raw,
-            headers={"Content-Type": "application/json", HEADER: SECRET},
+            headers={"Content-Type": "application/json", WEBHOOK_HEADER: WEBHOOK_SECRET},
         )
 
         assert response.status_code == 400, response.text
@@ -343,7 +344,11 @@ class TestCardNumbersInWebhooks:
         response = await api.http.post(
             "/api/v1/netvalve/webhook",
             content=raw,
-            headers={"Content-Type": "application/json", HEADER: SECRET, "X-Card": PAN},
+            headers={
+                "Content-Type": "application/json",
+                WEBHOOK_HEADER: WEBHOOK_SECRET,
+                "X-Card": PAN,
+            },
         )
 
         assert response.status_code == 200, response.text
@@ -377,7 +382,7 @@ class TestCardNumbersInWebhooks:
         response = await api.http.post(
             "/api/v1/netvalve/webhook",
             content=raw,
-            headers={"Content-Type": "application/json", HEADER: SECRET},
+            headers={"Content-Type": "application/json", WEBHOOK_HEADER: WEBHOOK_SECRET},
         )
 
         assert response.status_code == 400, response.text
@@ -395,7 +400,7 @@ class TestCardNumbersInWebhooks:
         response = await api.http.post(
             "/api/v1/netvalve/webhook",
             content=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", HEADER: SECRET},
+            headers={"Content-Type": "application/json", WEBHOOK_HEADER: WEBHOOK_SECRET},
         )
         assert response.status_code == 200, response.text
         await api.medusa.execute(

@@ -31,9 +31,10 @@ from app.repositories.payment_repository import PaymentRepository
 from app.sandbox.server import ThreadedServer
 from app.services.medusa_notifications import LedgerMark, MedusaNotificationService, MedusaOutbox
 from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory
-from tests.api.netvalve.test_webhooks import WEBHOOKS, deliver, event, service_of
-from tests.fixtures.gateway import closed_port
 from tests.fixtures.logs import CapturedLogs
+from tests.fixtures.netvalve import build_webhook_event
+from tests.fixtures.ports import free_port
+from tests.fixtures.webhooks import WEBHOOK_SETTINGS, post_webhook, webhook_service_of
 
 pytestmark = pytest.mark.asyncio
 
@@ -305,13 +306,15 @@ class TestWhatIsWritten:
     async def test_a_capture_and_a_refund_in_netvalves_portal_proven_by_webhooks_notify(
         self, api_factory: ApiFactory, hooks: MedusaHooks
     ):
-        api = await api_factory(**notify(hooks.url), **WEBHOOKS, netvalve_capture_mode="manual")
+        api = await api_factory(
+            **notify(hooks.url), **WEBHOOK_SETTINGS, netvalve_capture_mode="manual"
+        )
         authorized = (await api.pay(await api.medusa_session())).json()
         order = f"{uuid.UUID(authorized['id']).hex}-1"
         capture = await api.sandbox.client.capture(authorized["transaction_id"], Decimal("44.00"))
-        await deliver(
-            api,
-            event(
+        await post_webhook(
+            api.http,
+            build_webhook_event(
                 "CAPTURED",
                 transactionType="CAPTURE",
                 clientOrderId=order,
@@ -319,12 +322,12 @@ class TestWhatIsWritten:
                 amount=44.00,
             ),
         )
-        await service_of(api).process_due()
+        await webhook_service_of(api.http).process_due()
         assert capture.transaction_id is not None
         refund = await api.sandbox.client.refund(capture.transaction_id, Decimal("4.00"))
-        await deliver(
-            api,
-            event(
+        await post_webhook(
+            api.http,
+            build_webhook_event(
                 "REFUNDED",
                 transactionType="REFUND",
                 clientOrderId=order,
@@ -333,7 +336,7 @@ class TestWhatIsWritten:
             ),
         )
 
-        await service_of(api).process_due()
+        await webhook_service_of(api.http).process_due()
 
         status = (await api.get("/status", {"payment_id": authorized["id"]})).json()
         assert (status["state"], status["refunded_amount"]) == ("partially_refunded", "4.00")
@@ -481,7 +484,7 @@ class TestDelivery:
     async def test_medusa_down_fails_for_good_is_listed_and_a_replay_delivers_it(
         self, api_factory: ApiFactory, worker_http: httpx.AsyncClient
     ):
-        port = closed_port()
+        port = free_port()
         api = await api_factory(
             **notify(f"http://127.0.0.1:{port}{HOOK_PATH}", medusa_notify_max_attempts=3)
         )
@@ -653,19 +656,19 @@ class TestEndToEnd:
     async def test_a_pending_sale_settled_by_its_netvalve_webhook_notifies(
         self, api_factory: ApiFactory, hooks: MedusaHooks
     ):
-        api = await api_factory(**notify(hooks.url), **WEBHOOKS, **PENDING_SALE)
+        api = await api_factory(**notify(hooks.url), **WEBHOOK_SETTINGS, **PENDING_SALE)
         pending = await settle_pending_sale(api)
         [sale] = await api.sandbox_transactions(pending["id"])
-        await deliver(
-            api,
-            event(
+        await post_webhook(
+            api.http,
+            build_webhook_event(
                 clientOrderId=sale["clientOrderId"],
                 transactionId=sale["transactionId"],
                 amount=1002.00,
             ),
         )
 
-        await service_of(api).process_due()
+        await webhook_service_of(api.http).process_due()
 
         status = (await api.get("/status", {"payment_id": pending["id"]})).json()
         assert status["state"] == "captured"

@@ -14,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory
-from tests.api.netvalve.test_webhooks import WEBHOOKS, deliver, event, service_of
+from tests.fixtures.netvalve import build_webhook_event
+from tests.fixtures.webhooks import WEBHOOK_SETTINGS, post_webhook, webhook_service_of
 
 pytestmark = pytest.mark.asyncio
 
@@ -56,7 +57,7 @@ async def empty_inbox(medusa_writer: asyncpg.Connection) -> AsyncIterator[None]:
 
 @pytest_asyncio.fixture
 async def api(api_factory: ApiFactory) -> Api:
-    built: Api = await api_factory(metrics_api_keys=[SecretStr(METRICS_KEY)], **WEBHOOKS)
+    built: Api = await api_factory(metrics_api_keys=[SecretStr(METRICS_KEY)], **WEBHOOK_SETTINGS)
     return built
 
 
@@ -139,11 +140,13 @@ async def test_a_webhook_moves_the_intake_status_and_lag_series(api: Api):
     paid = await api.pay(await api.medusa_session())
     assert paid.status_code == 200, paid.text
     before = await scrape(api)
-    body = event("PURCHASED", transactionId=paid.json()["transaction_id"], amount=44.00)
+    body = build_webhook_event(
+        "PURCHASED", transactionId=paid.json()["transaction_id"], amount=44.00
+    )
 
-    assert (await deliver(api, body)).json()["status"] == "stored"
-    assert (await deliver(api, body)).json()["status"] == "duplicate"
-    assert (await deliver(api, b"{not json")).status_code == 400
+    assert (await post_webhook(api.http, body)).json()["status"] == "stored"
+    assert (await post_webhook(api.http, body)).json()["status"] == "duplicate"
+    assert (await post_webhook(api.http, b"{not json")).status_code == 400
 
     received = await scrape(api)
     deliveries = "webhook_deliveries_total"
@@ -154,7 +157,7 @@ async def test_a_webhook_moves_the_intake_status_and_lag_series(api: Api):
     assert value(received, "webhook_events", status="received") == 1
     assert value(received, "webhook_events", status="rejected") == 1
 
-    await service_of(api).process_due()
+    await webhook_service_of(api.http).process_due()
 
     after = await scrape(api)
     assert value(after, "webhook_events", status="received") == 0

@@ -78,6 +78,7 @@ class TestSaleMode:
         final = await api.get("/status", {"cart_id": medusa.cart_id, "refresh": "true"})
         assert final.status_code == 200
         assert final.json()["state"] == "refunded"
+        await api.assert_ledger_matches_gateway(payment["id"])
 
     async def test_medusa_amounts_are_rounded_once_and_recorded(self, api: Api):
         medusa = await api.medusa_session(amount="98.9009")
@@ -89,6 +90,7 @@ class TestSaleMode:
         assert (body["amount"], body["medusa_amount"]) == ("98.90", "98.9009")
         [sale] = await api.sandbox_transactions(body["id"])
         assert Decimal(str(sale["amount"])) == Decimal("98.90")
+        await api.assert_ledger_matches_gateway(body["id"])
 
     async def test_a_decline_is_402_and_a_new_token_may_retry(self, api: Api):
         medusa = await api.medusa_session()
@@ -108,6 +110,7 @@ class TestSaleMode:
         assert (body["response_code"], body["decline_type"]) == ("BNK_2005", "soft")
         assert body["payment"]["status"] == "error"
         assert body["request_id"] == declined.headers["x-request-id"]
+        await api.assert_ledger_matches_gateway(body["payment"]["id"])
 
         retried = await api.pay(medusa)
 
@@ -124,6 +127,7 @@ class TestSaleMode:
             ("sale", "approved", "GTW_1000"),
         ]
         assert attempts[0]["client_order_id"] != attempts[1]["client_order_id"]
+        await api.assert_ledger_matches_gateway(retried.json()["id"])
 
     async def test_paying_a_paid_session_again_is_409_without_a_second_charge(self, api):
         medusa = await api.medusa_session()
@@ -134,6 +138,7 @@ class TestSaleMode:
         assert second.status_code == 409  # issue 12: AlreadyPaid, with the payment
         assert second.json()["payment"]["id"] == first.json()["id"]
         assert len(await api.sandbox_transactions(first.json()["id"])) == 1
+        await api.assert_ledger_matches_gateway(first.json()["id"])
 
     async def test_payment_by_cart_uses_its_netvalve_session(self, api: Api):
         medusa = await api.medusa_session()
@@ -146,6 +151,7 @@ class TestSaleMode:
 
         assert paid.status_code == 200, paid.text
         assert paid.json()["payment_session_id"] == medusa.session_id
+        await api.assert_ledger_matches_gateway(paid.json()["id"])
 
 
 class TestManualMode:
@@ -186,6 +192,7 @@ class TestManualMode:
         assert cancel.status_code == 409
         status = await api.get("/status", {"payment_id": payment["id"], "refresh": "true"})
         assert amounts(status.json()) == ("44.00", "44.00", "30.00", "30.00")
+        await api.assert_ledger_matches_gateway(payment["id"])
 
     async def test_cancel_an_authorization(self, manual_api: Api):
         authorized = await manual_api.pay(await manual_api.medusa_session())
@@ -196,6 +203,7 @@ class TestManualMode:
         assert (canceled.status_code, canceled.json()["status"]) == (200, "canceled")
         assert capture.status_code == 409
         assert capture.json()["error"] == "PaymentStateConflict"
+        await manual_api.assert_ledger_matches_gateway(authorized.json()["id"])
 
 
 class TestConcurrency:
@@ -219,7 +227,8 @@ class TestConcurrency:
         assert set(statuses) <= {200, 409}
         ids = {response.json()["id"] for response in responses if response.status_code == 200}
         assert len(ids) == 1
-        assert len(await api.sandbox_transactions(ids.pop())) == 1
+        assert len(await api.sandbox_transactions(next(iter(ids)))) == 1
+        await api.assert_ledger_matches_gateway(ids.pop())
 
     async def test_two_concurrent_refunds_beyond_the_capture_one_wins(self, api: Api):
         paid = await api.pay(await api.medusa_session(amount="100.00"))
@@ -240,6 +249,7 @@ class TestConcurrency:
             if t["transactionType"] == "REFUND"
         ]
         assert len(refunds) == 1
+        await api.assert_ledger_matches_gateway(payment_id)
 
     async def test_concurrent_capture_and_cancel_have_one_winner(self, manual_api: Api):
         authorized = await manual_api.pay(await manual_api.medusa_session())
@@ -255,6 +265,7 @@ class TestConcurrency:
         assert final["state"] in {"captured", "canceled"}
         kinds = {t["transactionType"] for t in await manual_api.sandbox_transactions(payment_id)}
         assert len(kinds & {"CAPTURE", "CANCEL"}) == 1
+        await manual_api.assert_ledger_matches_gateway(payment_id)
 
 
 class TestIdempotency:
@@ -273,6 +284,7 @@ class TestIdempotency:
         assert replay.json() == first.json()
         assert replay.headers["idempotent-replayed"] == "true"
         assert len(await api.sandbox_transactions(first.json()["id"])) == 1
+        await api.assert_ledger_matches_gateway(first.json()["id"])
 
     async def test_same_key_different_body_is_422(self, api: Api):
         medusa = await api.medusa_session()
@@ -309,6 +321,7 @@ class TestIdempotency:
         assert second.status_code == 409
         assert second.json()["error"] == "IdempotencyKeyInFlight"
         assert second.headers["retry-after"] == "1"
+        await api.assert_ledger_matches_gateway(first.json()["id"])
 
     async def test_keys_are_scoped_to_the_api_key(self, api: Api):
         medusa = await api.medusa_session()
@@ -376,6 +389,7 @@ class TestUnknownOutcomes:
             body = refreshed.json()
         assert (body["state"], body["captured_amount"]) == ("captured", "44.00")
         assert len(await api.sandbox_transactions(body["id"])) == 1
+        await api.assert_ledger_matches_gateway(body["id"])
 
     async def test_reset_with_no_time_to_settle_answers_202(self, api_factory):
         api = await api_factory(unknown_outcome_budget_seconds=0)
@@ -393,6 +407,7 @@ class TestUnknownOutcomes:
         )
         assert refreshed.json()["state"] == "captured"
         assert len(await api.sandbox_transactions(pending.json()["id"])) == 1
+        await api.assert_ledger_matches_gateway(pending.json()["id"])
 
     async def test_the_sweep_settles_what_requests_left_pending(self, api_factory):
         api = await api_factory(
@@ -415,6 +430,7 @@ class TestUnknownOutcomes:
             raise AssertionError("the sweep never settled the payment")
 
         assert status.json()["state"] == "captured"
+        await api.assert_ledger_matches_gateway(pending.json()["id"])
 
     async def test_gateway_pending_is_202_then_settles(self, api: Api):
         medusa = await api.medusa_session(amount="1002.00")
@@ -427,6 +443,7 @@ class TestUnknownOutcomes:
             "/status", {"payment_id": pending.json()["id"], "refresh": "true"}
         )
         assert refreshed.json()["state"] == "captured"
+        await api.assert_ledger_matches_gateway(pending.json()["id"])
 
     async def test_a_decline_found_while_settling_is_a_402_not_a_200(self, api_factory):
         api = await api_factory(unknown_outcome_budget_seconds=3)
@@ -456,6 +473,7 @@ class TestUnknownOutcomes:
 
         assert answer.status_code == 402, answer.text
         assert answer.json()["error"] == "PaymentDeclined"
+        await api.assert_ledger_matches_gateway(answer.json()["payment"]["id"])
 
 
 class TestRefusalsChangeNothing:
@@ -507,6 +525,7 @@ class TestRefusalsChangeNothing:
         assert response.status_code == 403
         assert response.json()["error"] == "InsufficientScope"
         assert await api.ledger_counts() == before
+        await api.assert_ledger_matches_gateway(paid.json()["id"])
 
     @pytest.mark.parametrize("header", [None, "Bearer not-a-key", "Basic abc"])
     async def test_no_or_unknown_key(self, api: Api, header):
@@ -549,6 +568,7 @@ class TestAlreadyDoneAtTheGateway:
             "captured",
             "44.00",
         )
+        await manual_api.assert_ledger_matches_gateway(authorized["id"])
 
     async def test_cancelling_twice_answers_with_the_payment(self, manual_api: Api):
         authorized = (await manual_api.pay(await manual_api.medusa_session())).json()
@@ -557,3 +577,4 @@ class TestAlreadyDoneAtTheGateway:
         again = await manual_api.post("/cancel", {"payment_id": authorized["id"]})
 
         assert (again.status_code, again.json()["status"]) == (200, "canceled")
+        await manual_api.assert_ledger_matches_gateway(authorized["id"])

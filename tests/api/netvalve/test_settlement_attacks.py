@@ -22,8 +22,6 @@ from app.services.netvalve.reconciliation import _child_done
 from tests.api.netvalve.conftest import ADMIN_KEY
 from tests.fixtures.gateway import DECLINE_CARD
 from tests.fixtures.settlement import (
-    HEADER,
-    SECRET,
     deliver,
     late_sale_after_a_paid_retry,
     pay,
@@ -32,6 +30,7 @@ from tests.fixtures.settlement import (
     status,
     until,
 )
+from tests.fixtures.webhooks import WEBHOOK_HEADER, WEBHOOK_SECRET
 
 pytestmark = pytest.mark.asyncio
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -112,6 +111,7 @@ async def test_an_extra_charge_refunded_in_two_parts_is_no_longer_held(
         charge["status"],
         [r["last_error"] for r in rows],
     )
+    await api.assert_ledger_matches_gateway(payment_id)
 
 
 async def _refunds(api: Any, payment_id: str) -> list[dict[str, Any]]:
@@ -155,6 +155,7 @@ async def test_the_reversals_webhook_landing_mid_reversal_is_not_overwritten(
         current,
         after["extra_charged_amount"],
     )
+    await api.assert_ledger_matches_gateway(payment_id)
 
 
 async def test_a_reverse_retried_after_its_webhook_landed_changes_nothing_more(
@@ -194,6 +195,7 @@ async def test_a_reverse_retried_after_its_webhook_landed_changes_nothing_more(
         "reversed",
     )
     assert (await status(api, payment_id))["extra_charged_amount"] == "0.00"
+    await api.assert_ledger_matches_gateway(payment_id)
 
 
 async def test_two_concurrent_reverses_refund_once(make: Any, receiver: Any, gateway: Any):
@@ -211,6 +213,7 @@ async def test_two_concurrent_reverses_refund_once(make: Any, receiver: Any, gat
     assert len(await _refunds(api, payment_id)) == 1
     after = await status(api, payment_id)
     assert after["extra_charged_amount"] == "0.00"
+    await api.assert_ledger_matches_gateway(payment_id)
 
 
 async def test_a_reversal_cut_short_is_resumed_by_the_sweep(make: Any, receiver: Any, gateway: Any):
@@ -252,6 +255,7 @@ async def test_a_reversal_cut_short_is_resumed_by_the_sweep(make: Any, receiver:
         1,
         "0.00",
     ), (rows, charge, refunds, after["extra_charged_amount"])
+    await api.assert_ledger_matches_gateway(payment_id)
 
 
 async def test_two_workers_apply_a_late_sale_once(make: Any, receiver: Any, gateway: Any):
@@ -266,6 +270,7 @@ async def test_two_workers_apply_a_late_sale_once(make: Any, receiver: Any, gate
     rows = await process(api)
     after = await status(api, payment_id)
     assert (after["captured_amount"], after["extra_charged_amount"]) == ("44.00", "44.00"), rows
+    await api.assert_ledger_matches_gateway(payment_id)
 
 
 async def test_recheck_racing_the_webhook_applies_the_late_sale_once(
@@ -284,6 +289,7 @@ async def test_recheck_racing_the_webhook_applies_the_late_sale_once(
     await process(api)
     after = await status(api, payment_id)
     assert after["extra_charged_amount"] == "44.00"
+    await api.assert_ledger_matches_gateway(payment_id)
 
 
 async def test_two_equal_refunds_without_transaction_id_processed_concurrently(
@@ -307,6 +313,7 @@ async def test_two_equal_refunds_without_transaction_id_processed_concurrently(
     rows = await process(api)  # a twin that lost the race reads the order again
     after = await status(api, paid["id"])
     assert after["refunded_amount"] == "60.00", rows
+    await api.assert_ledger_matches_gateway(paid["id"])
 
 
 async def test_a_late_sale_for_an_old_cart_amount_does_not_pay_the_new_amount(
@@ -342,6 +349,7 @@ async def test_a_late_sale_for_an_old_cart_amount_does_not_pay_the_new_amount(
         "0.00",
         "44.00",
     ), rows
+    await api.assert_ledger_matches_gateway(payment_id)
 
 
 async def test_forged_events_move_nothing(make: Any, receiver: Any, gateway: Any):
@@ -393,6 +401,8 @@ async def test_forged_events_move_nothing(make: Any, receiver: Any, gateway: Any
     rows = await process(api)
     after = {p["id"]: await status(api, p["id"]) for p in (a, b, d)}
     assert after[a["id"]]["state"] == "captured"
+    await api.assert_ledger_matches_gateway(a["id"])
+    await api.assert_ledger_matches_gateway(d["id"])
     assert after[a["id"]]["refunded_amount"] == "0.00"
     assert after[a["id"]]["charged_back_amount"] == "0.00"
     assert after[d["id"]]["state"] == "requires_payment"
@@ -412,7 +422,7 @@ async def test_a_nan_amount_is_stored_or_rejected_never_500(make: Any, token: st
     response = await api.http.post(
         "/api/v1/netvalve/webhook",
         content=raw,
-        headers={"Content-Type": "application/json", HEADER: SECRET},
+        headers={"Content-Type": "application/json", WEBHOOK_HEADER: WEBHOOK_SECRET},
     )
     assert response.status_code == 400, response.text
     row = await api.medusa.fetchrow("SELECT status, raw_body FROM webhook_events")
@@ -432,6 +442,7 @@ async def test_an_unreadable_amount_is_ignored_not_retried_to_exhaustion(
     [row] = await process(api)
     assert row["status"] == "ignored", row
     assert (await status(api, paid["id"]))["state"] == "captured"
+    await api.assert_ledger_matches_gateway(paid["id"])
 
 
 def _record(**child: Any) -> Any:

@@ -68,6 +68,7 @@ class TestEveryAnswerMatchesItsOwnAttempt:
         again = await pay(api, session.session_id)  # the session is paid: never charged twice
         assert (again.status_code, again.json()["payment"]["state"]) == (409, "captured")
         assert len(await approved_roots(api, payment_id)) == 1
+        await api.assert_ledger_matches_gateway(payment_id)
 
     async def test_a_decline_delivered_while_the_retry_is_in_flight_is_not_its_answer(
         self, make: Any, receiver: Receiver, gateway: SandboxBackend
@@ -93,6 +94,7 @@ class TestEveryAnswerMatchesItsOwnAttempt:
             sale["transactionId"],
         )
         assert answer.json()["response_code"] == "GTW_1000"
+        await api.assert_ledger_matches_gateway(payment_id)
 
 
 async def _in_flight(api: Api, payment_id: str) -> bool:
@@ -122,6 +124,7 @@ class TestEventsWithoutATransactionIdAreProven:
         assert "holds no approved SALE" in row["last_error"]
         after = await status(api, payment_id)
         assert (after["state"], after["captured_amount"]) == ("requires_payment", "0.00")
+        await api.assert_ledger_matches_gateway(payment_id)
 
     async def test_a_refund_without_transaction_id_counts_once_whatever_the_trace_or_replay(
         self, make: Any, receiver: Receiver, gateway: SandboxBackend
@@ -155,6 +158,7 @@ class TestEventsWithoutATransactionIdAreProven:
             for row in rows
             if row["status"] == "ignored"
         )
+        await api.assert_ledger_matches_gateway(paid["id"])
 
     async def test_chargebacks_are_proven_and_bounded(self, make: Any, gateway: SandboxBackend):
         api = await make()
@@ -181,6 +185,7 @@ class TestEventsWithoutATransactionIdAreProven:
         assert "no chargeback of 12" in rows[2]["last_error"]
         after = await status(api, paid["id"])
         assert (after["charged_back_amount"], after["charged_back_at"]) == ("0.00", None)
+        await api.assert_ledger_matches_gateway(paid["id"])
 
 
 # --- 3. an event naming the wrong transaction type -------------------------------------------
@@ -205,6 +210,7 @@ class TestTheRecordMustHaveTheEventsType:
         )
         after = await status(api, paid["id"])
         assert (after["state"], after["refunded_amount"]) == ("captured", "0.00")
+        await api.assert_ledger_matches_gateway(paid["id"])
 
 
 # --- 4. a late sale became a hidden second charge --------------------------------------------
@@ -256,6 +262,7 @@ class TestNoInvisibleMoney:
         assert [refund["amount"] for refund in refunds] == [44.0]  # reversed once
         final = await status(api, payment_id)
         assert (final["captured_amount"], final["extra_charged_amount"]) == ("44.00", "0.00")
+        await api.assert_ledger_matches_gateway(payment_id)
 
     async def test_with_the_setting_the_extra_charge_is_reversed_at_once(
         self, make: Any, receiver: Receiver, gateway: SandboxBackend
@@ -286,6 +293,7 @@ class TestNoInvisibleMoney:
             "0.00",
         )
         assert final["extra_charged_amount"] == "0.00"
+        await api.assert_ledger_matches_gateway(payment_id)
 
     async def test_the_sweep_finds_a_late_sale_that_sent_no_webhook(
         self, make: Any, gateway: SandboxBackend
@@ -303,6 +311,7 @@ class TestNoInvisibleMoney:
 
         after = await status(api, payment_id)
         assert after["extra_charged_amount"] == "44.00"
+        await api.assert_ledger_matches_gateway(payment_id)
 
 
 # --- 5. one poisoned event froze a payment ---------------------------------------------------
@@ -329,6 +338,8 @@ class TestNoFrozenPayment:
         paid = await pay(api, session_a.session_id)
         assert (paid.status_code, paid.json()["state"]) == (200, "captured"), paid.text
         assert (await status(api, b["id"]))["state"] == "captured"
+        await api.assert_ledger_matches_gateway(a["id"])
+        await api.assert_ledger_matches_gateway(b["id"])
 
     async def test_a_payment_an_earlier_version_froze_is_freed_by_a_status_refresh(self, make: Any):
         api = await make()
@@ -357,6 +368,7 @@ class TestNoFrozenPayment:
         )
         paid = await pay(api, session.session_id)
         assert (paid.status_code, paid.json()["state"]) == (200, "captured"), paid.text
+        await api.assert_ledger_matches_gateway(declined["id"])
 
     async def test_an_event_that_cannot_be_applied_is_bounded_and_resolvable(
         self, make: Any, receiver: Receiver, gateway: SandboxBackend
@@ -385,3 +397,4 @@ class TestNoFrozenPayment:
         assert (resolved.status_code, resolved.json()["status"]) == (200, "ignored")
         assert await process(api) == [{**row, "status": "ignored"}]
         assert (await status(api, paid["id"]))["state"] == "captured"
+        await api.assert_ledger_matches_gateway(paid["id"])

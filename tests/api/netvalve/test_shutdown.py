@@ -5,7 +5,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -16,11 +15,19 @@ import pytest
 import pytest_asyncio
 
 from app.main import create_app
-from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory
-from tests.api.netvalve.test_webhooks import WEBHOOKS, deliver, event, service_of
-from tests.conftest import PROJECT_ROOT, bare_env, started_app
+from tests.api.netvalve.conftest import STOREFRONT_KEY, Api, ApiFactory
+from tests.conftest import PROJECT_ROOT, started_app
+from tests.fixtures.environment import service_env
 from tests.fixtures.log_audit import audited_output
-from tests.fixtures.settings import TEST_API_KEY, TEST_BASIC_AUTH_PASSWORD, make_settings
+from tests.fixtures.netvalve import build_webhook_event
+from tests.fixtures.ports import free_port
+from tests.fixtures.settings import make_settings
+from tests.fixtures.webhooks import (
+    WEBHOOK_SETTINGS,
+    post_webhook,
+    process_until_idle,
+    webhook_service_of,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -43,7 +50,7 @@ async def worker_app(api: Api, sandbox_url: str, database_url: str, **overrides:
     settings = make_settings(
         database_url,
         **{
-            **WEBHOOKS,
+            **WEBHOOK_SETTINGS,
             "netvalve_base_url": sandbox_url,
             "netvalve_read_timeout": 5.0,
             "webhook_worker_enabled": True,
@@ -66,12 +73,14 @@ async def stop(lifespan: AsyncIterator[Any]) -> None:
 async def queued(api_factory: ApiFactory) -> AsyncIterator[Api]:
     """A paid payment and EVENTS stored webhooks about it, each of which takes a GET
     /transaction (its proof) that the sandbox answers slowly."""
-    api: Api = await api_factory(**WEBHOOKS)
+    api: Api = await api_factory(**WEBHOOK_SETTINGS)
     paid = await api.pay(await api.medusa_session())
     assert paid.status_code == 200, paid.text
     for _ in range(EVENTS):
-        body = event("PURCHASED", transactionId=paid.json()["transaction_id"], amount=44.00)
-        assert (await deliver(api, body)).json()["status"] == "stored"
+        body = build_webhook_event(
+            "PURCHASED", transactionId=paid.json()["transaction_id"], amount=44.00
+        )
+        assert (await post_webhook(api.http, body)).json()["status"] == "stored"
     await api.sandbox.admin.post(
         "/_sandbox/faults",
         json={"path": "/transaction", "kind": "latency", "latency_ms": INQUIRY_MS},
@@ -109,8 +118,7 @@ async def test_the_worker_stops_after_its_current_event_and_hands_back_the_rest(
     assert {row["attempts"] for row in done} == {1}
 
     # Another worker takes them at once, not after the lease, and each is applied once.
-    while await service_of(queued).process_due():
-        pass
+    await process_until_idle([webhook_service_of(queued.http)])
     rows = await inbox(queued)
     assert len(finished(rows)) == EVENTS
     assert {row["attempts"] for row in rows} == {1}
@@ -139,15 +147,8 @@ async def test_past_the_grace_period_the_worker_is_cancelled_and_its_claim_hande
         ("received", 0, None)
     }
     await queued.sandbox.admin.delete("/_sandbox/faults")
-    while await service_of(queued).process_due():
-        pass
+    await process_until_idle([webhook_service_of(queued.http)])
     assert len(finished(await inbox(queued))) == EVENTS
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_sigterm_lets_an_in_flight_payment_finish(
@@ -157,20 +158,7 @@ async def test_sigterm_lets_an_in_flight_payment_finish(
     medusa = await api.medusa_session()
     token = await api.token()
     port = free_port()
-    env = bare_env(
-        ENVIRONMENT="test",
-        DATABASE_URL=database_url,
-        NETVALVE_ENVIRONMENT="sandbox",
-        NETVALVE_BASE_URL=sandbox_url,
-        NETVALVE_CLIENT_ID="test-client",
-        NETVALVE_API_KEY=TEST_API_KEY,
-        NETVALVE_BASIC_AUTH_USERNAME="merchant",
-        NETVALVE_BASIC_AUTH_PASSWORD=TEST_BASIC_AUTH_PASSWORD,
-        NETVALVE_MID_ID_EUR="2",
-        STOREFRONT_API_KEYS=STOREFRONT_KEY,
-        ADMIN_API_KEYS=ADMIN_KEY,
-        RECONCILE_ENABLED="false",
-    )
+    env = service_env(database_url, sandbox_url, RECONCILE_ENABLED="false")
     log_path = audited_output("shutdown-uvicorn")
     with log_path.open("wb") as log:
         server = await asyncio.create_subprocess_exec(

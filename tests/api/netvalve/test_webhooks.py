@@ -14,13 +14,11 @@ import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
-from app.api.deps import build_webhook_service
 from app.core.cards import luhn_valid
 from app.main import create_app
 from app.models.payment import Operation, Payment, PaymentState
 from app.models.payment_attempt import AttemptOutcome, PaymentAttempt
 from app.sandbox.server import SandboxServer, ThreadedServer
-from app.services.netvalve.webhooks import WebhookService
 from tests.api.netvalve.conftest import (
     ADMIN_KEY,
     STOREFRONT_KEY,
@@ -30,48 +28,23 @@ from tests.api.netvalve.conftest import (
 )
 from tests.fixtures.gateway import (
     SandboxBackend,
-    closed_port,
     recording_sandbox,
     sandbox_settings,
 )
+from tests.fixtures.netvalve import build_webhook_event
+from tests.fixtures.ports import free_port
 from tests.fixtures.settings import make_settings
+from tests.fixtures.webhooks import (
+    WEBHOOK_HEADER,
+    WEBHOOK_SECRET,
+    WEBHOOK_SETTINGS,
+    WEBHOOK_VALUES,
+    post_webhook,
+    process_until_idle,
+    webhook_service_of,
+)
 
 pytestmark = pytest.mark.asyncio
-
-HEADER = "X-Netvalve-Auth"
-VALUES = ["whk_test_current_0000000001", "whk_test_previous_000000002"]
-WEBHOOKS = {
-    "netvalve_webhook_auth_header": HEADER,
-    "netvalve_webhook_auth_values": [SecretStr(value) for value in VALUES],
-    "webhook_worker_enabled": False,
-}
-
-
-def event(name: str = "PURCHASED", **data: Any) -> dict[str, Any]:
-    body = {
-        "transactionType": "SALE",
-        "clientOrderId": f"{uuid.uuid4().hex}-1",
-        "orderId": "5001",
-        "traceId": str(uuid.uuid4()),
-        "transactionId": random.randint(10**9, 10**10),  # noqa: S311
-        "responseCode": "GTW_1000",
-        "responseMessage": "Transaction Approved/ Request Successful.",
-        "responseCodeType": "APPROVED",
-        "responseTimestamp": "2024-11-08T12:38:58.140123456",
-        "amount": 44.00,
-    }
-    body.update(data)
-    return {"eventName": name, "data": body}
-
-
-async def deliver(
-    api: Api, body: dict[str, Any] | bytes, *, value: str | None = VALUES[0], **headers: str
-) -> httpx.Response:
-    content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    sent = {"Content-Type": "application/json", **headers}
-    if value is not None:
-        sent[HEADER] = value
-    return await api.http.post("/api/v1/netvalve/webhook", content=content, headers=sent)
 
 
 async def stored(api: Api) -> list[dict[str, Any]]:
@@ -79,14 +52,9 @@ async def stored(api: Api) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-def service_of(api: Api) -> WebhookService:
-    transport = api.http._transport
-    return build_webhook_service(transport.app.state.resources)  # type: ignore[attr-defined]
-
-
 @pytest_asyncio.fixture
 async def hooks(api_factory: ApiFactory) -> Api:
-    built: Api = await api_factory(**WEBHOOKS)
+    built: Api = await api_factory(**WEBHOOK_SETTINGS)
     return built
 
 
@@ -98,15 +66,15 @@ async def empty_inbox(medusa_writer: Any) -> AsyncIterator[None]:
 
 class TestIntake:
     async def test_stored_once_then_exact_and_near_duplicates_are_no_ops(self, hooks: Api):
-        body = event()
+        body = build_webhook_event()
         near = json.loads(json.dumps(body))
         near["data"]["responseTimestamp"] = "2024-11-08T12:40:00.000000000"
         reordered = {"data": dict(reversed(list(body["data"].items()))), "eventName": "PURCHASED"}
 
-        first = await deliver(hooks, body)
-        exact = await deliver(hooks, body)
-        stamped = await deliver(hooks, near)
-        shuffled = await deliver(hooks, json.dumps(reordered, indent=2).encode())
+        first = await post_webhook(hooks.http, body)
+        exact = await post_webhook(hooks.http, body)
+        stamped = await post_webhook(hooks.http, near)
+        shuffled = await post_webhook(hooks.http, json.dumps(reordered, indent=2).encode())
 
         assert first.status_code == 200
         assert first.json()["status"] == "stored"
@@ -116,30 +84,30 @@ class TestIntake:
         assert rows[0]["status"] == "received"
 
     async def test_a_different_event_for_the_same_transaction_is_stored(self, hooks: Api):
-        body = event()
+        body = build_webhook_event()
         other = json.loads(json.dumps(body))
         other["data"]["traceId"] = str(uuid.uuid4())
         other["data"]["responseCode"] = "BNK_2005"
 
-        await deliver(hooks, body)
-        second = await deliver(hooks, other)
+        await post_webhook(hooks.http, body)
+        second = await post_webhook(hooks.http, other)
 
         assert second.json()["status"] == "stored"
         assert len(await stored(hooks)) == 2
 
     async def test_headers_are_stored_without_the_secret(self, hooks: Api):
-        await deliver(hooks, event())
+        await post_webhook(hooks.http, build_webhook_event())
 
         headers = await hooks.medusa.fetchval("SELECT headers FROM webhook_events")
 
-        assert json.loads(headers)[HEADER.lower()] == "[REDACTED]"
-        assert VALUES[0] not in headers
+        assert json.loads(headers)[WEBHOOK_HEADER.lower()] == "[REDACTED]"
+        assert WEBHOOK_VALUES[0] not in headers
 
     @pytest.mark.parametrize("value", [None, "", "whk_test_wrong_00000000000"])
     async def test_a_missing_or_wrong_header_is_401(self, hooks: Api, value):
         before = await hooks.ledger_counts()
 
-        response = await deliver(hooks, event(), value=value)
+        response = await post_webhook(hooks.http, build_webhook_event(), value=value)
 
         assert response.status_code == 401
         assert response.json()["error"] == "WebhookUnauthenticated"
@@ -147,16 +115,18 @@ class TestIntake:
         assert await hooks.ledger_counts() == before
 
     async def test_both_values_work_during_a_rotation(self, hooks: Api):
-        current = await deliver(hooks, event(), value=VALUES[0])
-        previous = await deliver(hooks, event(), value=VALUES[1])
+        current = await post_webhook(hooks.http, build_webhook_event(), value=WEBHOOK_VALUES[0])
+        previous = await post_webhook(hooks.http, build_webhook_event(), value=WEBHOOK_VALUES[1])
 
         assert (current.status_code, previous.status_code) == (200, 200)
 
     async def test_an_address_off_the_allow_list_is_403(self, api_factory: ApiFactory):
-        api = await api_factory(**WEBHOOKS, netvalve_webhook_allowed_ips=["10.99.0.0/16"])
+        api = await api_factory(**WEBHOOK_SETTINGS, netvalve_webhook_allowed_ips=["10.99.0.0/16"])
 
-        direct = await deliver(api, event())
-        spoofed = await deliver(api, event(), **{"X-Forwarded-For": "10.99.1.2"})
+        direct = await post_webhook(api.http, build_webhook_event())
+        spoofed = await post_webhook(
+            api.http, build_webhook_event(), **{"X-Forwarded-For": "10.99.1.2"}
+        )
 
         assert (direct.status_code, spoofed.status_code) == (403, 403)
         assert await stored(api) == []
@@ -164,22 +134,26 @@ class TestIntake:
     async def test_forwarded_for_counts_only_behind_a_trusted_proxy(self, api_factory):
         # The test client connects from 127.0.0.1, playing the load balancer.
         api = await api_factory(
-            **WEBHOOKS,
+            **WEBHOOK_SETTINGS,
             netvalve_webhook_allowed_ips=["10.99.0.0/16"],
             trusted_proxies=["127.0.0.1/32"],
         )
 
-        allowed = await deliver(api, event(), **{"X-Forwarded-For": "198.51.100.7, 10.99.1.2"})
-        forged = await deliver(api, event(), **{"X-Forwarded-For": "10.99.1.2, 198.51.100.7"})
+        allowed = await post_webhook(
+            api.http, build_webhook_event(), **{"X-Forwarded-For": "198.51.100.7, 10.99.1.2"}
+        )
+        forged = await post_webhook(
+            api.http, build_webhook_event(), **{"X-Forwarded-For": "10.99.1.2, 198.51.100.7"}
+        )
 
         assert allowed.status_code == 200
         assert forged.status_code == 403
 
     async def test_an_oversized_body_is_413(self, api_factory: ApiFactory):
-        api = await api_factory(**WEBHOOKS, netvalve_webhook_max_body_bytes=2048)
-        big = event(padding="x" * 4096)
+        api = await api_factory(**WEBHOOK_SETTINGS, netvalve_webhook_max_body_bytes=2048)
+        big = build_webhook_event(padding="x" * 4096)
 
-        response = await deliver(api, big)
+        response = await post_webhook(api.http, big)
 
         assert response.status_code == 413
         assert await stored(api) == []
@@ -196,7 +170,7 @@ class TestIntake:
     async def test_malformed_or_unknown_is_400_and_stored_as_rejected(self, hooks: Api, body):
         before = await hooks.ledger_counts()
 
-        response = await deliver(hooks, body)
+        response = await post_webhook(hooks.http, body)
 
         assert response.status_code == 400
         assert response.json()["error"] == "WebhookMalformed"
@@ -212,21 +186,23 @@ class TestIntake:
         url = with_database(server.url(), "drill")
         await ensure_database(server.url(), "drill")
         await asyncio.to_thread(_migrate, alembic_config(url))
-        api = await api_factory(**WEBHOOKS, database_url=url, medusa_database_url=url)
-        before = [event() for _ in range(3)]
-        during = [event() for _ in range(3)]
+        api = await api_factory(**WEBHOOK_SETTINGS, database_url=url, medusa_database_url=url)
+        before = [build_webhook_event() for _ in range(3)]
+        during = [build_webhook_event() for _ in range(3)]
         try:
-            assert [(await deliver(api, body)).status_code for body in before] == [200] * 3
+            assert [(await post_webhook(api.http, body)).status_code for body in before] == [
+                200
+            ] * 3
 
             await asyncio.to_thread(server.stop)
-            refused = [await deliver(api, body) for body in during]
+            refused = [await post_webhook(api.http, body) for body in during]
 
             assert [response.status_code for response in refused] == [503] * 3
             assert refused[0].json()["error"] == "WebhookStoreUnavailable"
             assert refused[0].headers["retry-after"]
 
             server = await asyncio.to_thread(EmbeddedPostgres, data_dir, cleanup="stop")
-            redelivered = [await deliver(api, body) for body in [*during, *before]]
+            redelivered = [await post_webhook(api.http, body) for body in [*during, *before]]
 
             assert [r.json()["status"] for r in redelivered] == ["stored"] * 3 + ["duplicate"] * 3
         finally:
@@ -248,12 +224,12 @@ class TestProcessing:
                 await hooks.sandbox.payment(), client_order_id=f"{payment_id.hex}-1"
             )
         )
-        body = event(
+        body = build_webhook_event(
             clientOrderId=f"{payment_id.hex}-1",
             transactionId=sale.transaction_id,  # type: ignore[union-attr]
         )
-        await deliver(hooks, body)
-        service = service_of(hooks)
+        await post_webhook(hooks.http, body)
+        service = webhook_service_of(hooks.http)
 
         await service.process_due()
         waiting = await stored(hooks)
@@ -265,11 +241,12 @@ class TestProcessing:
         assert [row["status"] for row in await stored(hooks)] == ["processed"]
         status = await hooks.get("/status", {"payment_id": str(payment_id)})
         assert (status.json()["state"], status.json()["captured_amount"]) == ("captured", "44.00")
+        await hooks.assert_ledger_matches_gateway(str(payment_id))
 
     async def test_an_unmatched_event_is_given_up_after_its_tries(self, api_factory):
-        api = await api_factory(**WEBHOOKS, webhook_max_attempts=2)
-        await deliver(api, event(), value=VALUES[0])
-        service = service_of(api)
+        api = await api_factory(**WEBHOOK_SETTINGS, webhook_max_attempts=2)
+        await post_webhook(api.http, build_webhook_event(), value=WEBHOOK_VALUES[0])
+        service = webhook_service_of(api.http)
 
         for _ in range(2):
             await api.medusa.execute("UPDATE webhook_events SET next_attempt_at = now()")
@@ -280,14 +257,14 @@ class TestProcessing:
     async def test_an_event_inquiry_does_not_confirm_is_not_applied(self, manual_api: Api):
         api = manual_api
         authorized = (await api.pay(await api.medusa_session())).json()
-        claim = event(
+        claim = build_webhook_event(
             "CAPTURED",
             clientOrderId=f"{uuid.UUID(authorized['id']).hex}-1",
             transactionId=authorized["transaction_id"] + 10**6,  # nothing at NetValve
         )
-        await deliver(api, claim)
+        await post_webhook(api.http, claim)
 
-        await service_of(api).process_due()
+        await webhook_service_of(api.http).process_due()
 
         row = await api.medusa.fetchrow("SELECT status, last_error FROM webhook_events")
         assert row is not None
@@ -297,6 +274,7 @@ class TestProcessing:
         )
         status = await api.get("/status", {"payment_id": authorized["id"]})
         assert status.json()["state"] == "authorized"
+        await api.assert_ledger_matches_gateway(authorized["id"])
 
     async def test_a_transaction_id_that_passes_luhn_is_named_whole_in_the_reason(self, hooks: Api):
         # NetValve's ids can be 13 digits (the sandbox's start at the clock in milliseconds) and
@@ -305,12 +283,12 @@ class TestProcessing:
         paid = (await hooks.pay(await hooks.medusa_session())).json()
         unknown = 1000000000009  # Luhn-valid, and below any id the sandbox hands out
         assert luhn_valid(str(unknown))
-        claim = event(
+        claim = build_webhook_event(
             "CAPTURED", clientOrderId=f"{uuid.UUID(paid['id']).hex}-1", transactionId=unknown
         )
-        await deliver(hooks, claim)
+        await post_webhook(hooks.http, claim)
 
-        await service_of(hooks).process_due()
+        await webhook_service_of(hooks.http).process_due()
 
         row = await hooks.medusa.fetchrow("SELECT id, status, last_error FROM webhook_events")
         assert row is not None
@@ -319,29 +297,31 @@ class TestProcessing:
         served = await hooks.get(f"/webhook-events/{row['id']}", {}, key=ADMIN_KEY)
         assert served.status_code == 200, served.text
         assert served.json()["last_error"] == reason
+        await hooks.assert_ledger_matches_gateway(paid["id"])
 
     async def test_a_late_authorised_never_moves_a_captured_payment_back(self, manual_api):
         api = manual_api
         authorized = (await api.pay(await api.medusa_session())).json()
         await api.post("/capture", {"payment_id": authorized["id"]})
-        late = event(
+        late = build_webhook_event(
             "AUTHORISED",
             transactionType="AUTHORIZATION",
             clientOrderId=f"{uuid.UUID(authorized['id']).hex}-1",
             transactionId=authorized["transaction_id"],
         )
-        await deliver(api, late)
+        await post_webhook(api.http, late)
 
-        await service_of(api).process_due()
+        await webhook_service_of(api.http).process_due()
 
         status = await api.get("/status", {"payment_id": authorized["id"]})
         assert status.json()["state"] == "captured"
         assert [row["status"] for row in await stored(api)] == ["ignored"]
+        await api.assert_ledger_matches_gateway(authorized["id"])
 
     async def test_a_refund_made_outside_is_counted_once_whatever_the_redeliveries(self, hooks):
         paid = (await hooks.pay(await hooks.medusa_session())).json()
         refund = await hooks.sandbox.client.refund(paid["transaction_id"], Decimal("4.00"))
-        body = event(
+        body = build_webhook_event(
             "REFUNDED",
             transactionType="REFUND",
             clientOrderId=f"{uuid.UUID(paid['id']).hex}-1",
@@ -351,8 +331,8 @@ class TestProcessing:
         near = json.loads(json.dumps(body))
         near["data"]["traceId"] = str(uuid.uuid4())  # a redelivery NetValve re-traced
         for copy in (body, body, near):
-            await deliver(hooks, copy)
-        service = service_of(hooks)
+            await post_webhook(hooks.http, copy)
+        service = webhook_service_of(hooks.http)
 
         await asyncio.gather(service.process_due(), service.process_due())
 
@@ -362,6 +342,7 @@ class TestProcessing:
             "4.00",
         )
         assert sorted(row["status"] for row in await stored(hooks)) == ["ignored", "processed"]
+        await hooks.assert_ledger_matches_gateway(paid["id"])
 
     async def test_outside_refunds_absorbed_by_a_lost_refund_are_not_counted_again(self, hooks):
         # A refund of ours is lost (reset), and settled from NetValve's record, whose total
@@ -374,9 +355,9 @@ class TestProcessing:
         if ours.status_code == 202:
             ours = await hooks.get("/status", {"payment_id": paid["id"], "refresh": "true"})
         assert ours.json()["refunded_amount"] == "8.00", ours.text
-        await deliver(
-            hooks,
-            event(
+        await post_webhook(
+            hooks.http,
+            build_webhook_event(
                 "REFUNDED",
                 transactionType="REFUND",
                 clientOrderId=f"{uuid.UUID(paid['id']).hex}-1",
@@ -385,11 +366,12 @@ class TestProcessing:
             ),
         )
 
-        await service_of(hooks).process_due()
+        await webhook_service_of(hooks.http).process_due()
 
         status = await hooks.get("/status", {"payment_id": paid["id"]})
         assert status.json()["refunded_amount"] == "8.00"
         assert [row["status"] for row in await stored(hooks)] == ["ignored"]
+        await hooks.assert_ledger_matches_gateway(paid["id"])
 
 
 async def _insert_sent_sale(api: Api, payment_id: uuid.UUID) -> None:
@@ -433,13 +415,12 @@ class TestFullFlowWithTheSandboxDelivering:
     ):
         # The service on a real socket, the sandbox posting its webhooks to it (each twice).
         seeding = await api_factory()
-        secret = "whk_test_flow_00000000000001"
-        port = closed_port()
+        port = free_port()
         sandbox = SandboxServer(
             sandbox_settings(
                 sandbox_webhook_url=f"http://127.0.0.1:{port}/api/v1/netvalve/webhook",
-                sandbox_webhook_auth_header=HEADER,
-                sandbox_webhook_auth_value=SecretStr(secret),
+                sandbox_webhook_auth_header=WEBHOOK_HEADER,
+                sandbox_webhook_auth_value=SecretStr(WEBHOOK_SECRET),
                 sandbox_webhook_duplicate_rate=1.0,
                 sandbox_webhook_retry_delays=(0.05, 0.1, 0.5),
             )
@@ -454,8 +435,8 @@ class TestFullFlowWithTheSandboxDelivering:
                     netvalve_hpp_url=gateway.url,
                     storefront_api_keys=[SecretStr(STOREFRONT_KEY)],
                     admin_api_keys=[SecretStr(ADMIN_KEY)],
-                    netvalve_webhook_auth_header=HEADER,
-                    netvalve_webhook_auth_values=[SecretStr(secret)],
+                    netvalve_webhook_auth_header=WEBHOOK_HEADER,
+                    netvalve_webhook_auth_values=[SecretStr(WEBHOOK_SECRET)],
                     webhook_worker_interval_seconds=0.1,
                     webhook_retry_base_seconds=0.1,
                     reconcile_enabled=False,
@@ -509,6 +490,7 @@ class TestFullFlowWithTheSandboxDelivering:
                 inquiry = await gateway.client.inquiry(payment["transaction_id"])
                 assert inquiry.body["status"] == "Refunded"  # type: ignore[union-attr]
                 assert Decimal(str(inquiry.body["amount"])) == Decimal("44.00")  # type: ignore[union-attr]
+                await flow.assert_ledger_matches_gateway(payment["id"])
         finally:
             service.stop()
             await gateway.close()
@@ -536,8 +518,8 @@ class TestOperatorApi:
 
     async def test_list_filters_and_pages(self, hooks: Api):
         for _ in range(5):
-            await deliver(hooks, event())
-        await deliver(hooks, event("REFUNDED", transactionType="REFUND"))
+            await post_webhook(hooks.http, build_webhook_event())
+        await post_webhook(hooks.http, build_webhook_event("REFUNDED", transactionType="REFUND"))
 
         first = await self.admin(hooks, "GET", "", params={"limit": 2, "event_name": "PURCHASED"})
         second = await self.admin(
@@ -560,9 +542,9 @@ class TestOperatorApi:
     async def test_get_patch_replay_delete(self, hooks: Api):
         paid = (await hooks.pay(await hooks.medusa_session())).json()
         refund = await hooks.sandbox.client.refund(paid["transaction_id"], Decimal("4.00"))
-        stored_event = await deliver(
-            hooks,
-            event(
+        stored_event = await post_webhook(
+            hooks.http,
+            build_webhook_event(
                 "REFUNDED",
                 transactionType="REFUND",
                 clientOrderId=f"{uuid.UUID(paid['id']).hex}-1",
@@ -586,6 +568,7 @@ class TestOperatorApi:
         assert second.json()["status"] == "ignored"  # a replay changes nothing the second time
         status = await hooks.get("/status", {"payment_id": paid["id"]})
         assert status.json()["refunded_amount"] == "4.00"
+        await hooks.assert_ledger_matches_gateway(paid["id"])
         assert requeued.json()["status"] == "received"
         assert deleted.json()["deleted"] is True
         assert gone.status_code == 404
@@ -605,17 +588,16 @@ class TestOperatorApi:
 
 async def _drain(api: Api, *, workers: int) -> None:
     """Run `workers` concurrent processors until no event is waiting or retrying."""
-    service = service_of(api)
+    service = webhook_service_of(api.http)
     for _ in range(2000):
-        done = sum(await asyncio.gather(*(service.process_due(100) for _ in range(workers))))
+        await process_until_idle([service] * workers)
         waiting = await api.medusa.fetchval(
             "SELECT count(*) FROM webhook_events "
             "WHERE status IN ('received', 'failed', 'pending_match') AND deleted_at IS NULL"
         )
         if not waiting:
             return
-        if not done:
-            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)
     raise AssertionError("webhook events were still waiting")
 
 
@@ -628,7 +610,7 @@ class TestReplayAtScale:
             gateway = SandboxBackend(url)
             try:
                 api = await api_factory(
-                    **WEBHOOKS,
+                    **WEBHOOK_SETTINGS,
                     netvalve_base_url=gateway.url,
                     netvalve_hpf_url=gateway.url,
                     netvalve_hpp_url=gateway.url,
@@ -664,6 +646,7 @@ class TestReplayAtScale:
                         "partially_refunded",
                         f"{self.REFUNDS}.00",
                     )
+                    await api.assert_ledger_matches_gateway(payment_id)
                 refunds = await api.medusa.fetchval(
                     "SELECT count(DISTINCT transaction_id) FROM payment_attempts "
                     "WHERE operation = 'refund' AND outcome = 'approved'"
@@ -693,7 +676,7 @@ class TestReplayAtScale:
 
     @staticmethod
     async def _send_all(api: Api, batch: list[bytes]) -> list[int]:
-        return [(await deliver(api, body)).status_code for body in batch]
+        return [(await post_webhook(api.http, body)).status_code for body in batch]
 
 
 class TestOtherEvents:
@@ -711,21 +694,24 @@ class TestOtherEvents:
             "chargebackTransactionType": "Chargeback",
             "chargebackSource": "CB-Alert",
         }
-        await deliver(hooks, event("CHARGEBACK", amount=20.00, **reference))
-        await deliver(hooks, event("CHARGEBACK", amount=44.00, **reference))
-        await deliver(hooks, event("CHARGEBACK", amount=20.00, **reference))
+        await post_webhook(hooks.http, build_webhook_event("CHARGEBACK", amount=20.00, **reference))
+        await post_webhook(hooks.http, build_webhook_event("CHARGEBACK", amount=44.00, **reference))
+        await post_webhook(hooks.http, build_webhook_event("CHARGEBACK", amount=20.00, **reference))
 
-        await service_of(hooks).process_due()
+        await webhook_service_of(hooks.http).process_due()
 
         status = (await hooks.get("/status", {"payment_id": paid["id"]})).json()
         assert (status["charged_back_amount"], status["state"]) == ("44.00", "captured")
         assert status["charged_back_at"] is not None
         assert sorted(row["status"] for row in await stored(hooks)).count("processed") >= 1
+        await hooks.assert_ledger_matches_gateway(paid["id"])
 
     async def test_rebill_events_are_stored_and_ignored(self, hooks: Api):
-        await deliver(hooks, event("REBIL_FAILED", transactionType="REBILL"))
+        await post_webhook(
+            hooks.http, build_webhook_event("REBIL_FAILED", transactionType="REBILL")
+        )
 
-        await service_of(hooks).process_due()
+        await webhook_service_of(hooks.http).process_due()
 
         row = await hooks.medusa.fetchrow("SELECT status, last_error FROM webhook_events")
         assert row is not None
@@ -748,8 +734,8 @@ class TestStoredErrorText:
         # secrets (here NetValve's API key, in an error a library raised) must not be stored.
         settings = hooks.http._transport.app.state.settings  # type: ignore[attr-defined]
         secret = settings.netvalve_api_key.get_secret_value()
-        await deliver(hooks, event())
-        service = service_of(hooks)
+        await post_webhook(hooks.http, build_webhook_event())
+        service = webhook_service_of(hooks.http)
 
         async def fails(_: Any) -> Any:
             raise RuntimeError(f"upstream refused key {secret} for card 4012 0000 9876 5439")
