@@ -2,9 +2,13 @@
 
 import base64
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from app.core.errors import AppError
+
+R = TypeVar("R")
 
 
 class InvalidCursor(AppError):
@@ -29,3 +33,13 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         return stamp.astimezone(UTC), uuid.UUID(row_id)
     except (ValueError, UnicodeDecodeError, OverflowError):
         raise InvalidCursor from None
+
+
+def split_page(
+    rows: Sequence[R], limit: int, stamp: Callable[[R], datetime], row_id: Callable[[R], uuid.UUID]
+) -> tuple[Sequence[R], str | None]:
+    """A page of `limit` rows from a listing asked for `limit + 1`, and the cursor of the next
+    page (None when the extra row is absent, i.e. this is the last page)."""
+    page = rows[:limit]
+    more = len(rows) > limit and len(page) > 0
+    return page, encode_cursor(stamp(page[-1]), row_id(page[-1])) if more else None

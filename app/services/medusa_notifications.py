@@ -39,7 +39,7 @@ from standardwebhooks import Webhook
 
 from app.core import metrics
 from app.core.config import Settings
-from app.core.cursor import decode_cursor, encode_cursor
+from app.core.cursor import decode_cursor, split_page
 from app.core.errors import AppError
 from app.core.logging import mask_card_numbers, redact_secrets
 from app.core.money import from_minor_units
@@ -371,10 +371,10 @@ class MedusaNotificationService:
                 after=after,
                 limit=limit + 1,
             )
-        page, more = rows[:limit], len(rows) > limit
+        page, next_cursor = split_page(rows, limit, lambda row: row.created_at, lambda row: row.id)
         return MedusaNotificationPage(
             items=[MedusaNotificationResponse.model_validate(row) for row in page],
-            next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if more and page else None,
+            next_cursor=next_cursor,
         )
 
     async def get(self, notification_id: uuid.UUID) -> MedusaNotificationResponse:

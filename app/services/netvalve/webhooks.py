@@ -25,7 +25,7 @@ from app.clients.netvalve import as_decimal, as_int
 from app.core import metrics
 from app.core.cards import id_values, mask_pans, mask_pans_in_text
 from app.core.config import Settings
-from app.core.cursor import decode_cursor, encode_cursor
+from app.core.cursor import decode_cursor, split_page
 from app.core.errors import AppError
 from app.core.logging import REDACTED, redact, redact_secrets
 from app.db.errors import is_database_down
@@ -370,8 +370,9 @@ class WebhookService:
                 after=after,
                 limit=limit + 1,
             )
-        page, more = events[:limit], len(events) > limit
-        next_cursor = encode_cursor(page[-1].received_at, page[-1].id) if more and page else None
+        page, next_cursor = split_page(
+            events, limit, lambda event: event.received_at, lambda event: event.id
+        )
         return WebhookEventPage(
             items=[WebhookEventResponse.model_validate(event) for event in page],
             next_cursor=next_cursor,
