@@ -28,7 +28,7 @@ from app.api.deps import (
     build_webhook_service,
 )
 from app.api.guard import RequestGuardMiddleware, RequestTooLarge
-from app.api.v1.endpoints.netvalve.router import router as netvalve_router
+from app.api.v1.endpoints.netvalve.router import include_routes as include_netvalve_routes
 from app.clients.transport import create_http_client
 from app.core import metrics
 from app.core.config import ConfigurationError, Settings, get_settings, secret_values
@@ -308,7 +308,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(health.router)
     app.include_router(metrics_api.router)
-    app.include_router(netvalve_router)
+    include_netvalve_routes(app)
     return app
 
 
