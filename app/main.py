@@ -25,6 +25,7 @@ from app.api.deps import (
     build_gateway_event_service,
     build_medusa_notification_service,
     build_netvalve_service,
+    build_services,
     build_webhook_service,
 )
 from app.api.guard import RequestGuardMiddleware, RequestTooLarge
@@ -259,6 +260,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             if settings.rate_limit_enabled
             else None,
         )
+        app.state.services = build_services(app.state.resources)
         workers = Workers(settings.shutdown_grace_seconds)
         stack.push_async_callback(workers.shutdown)
         if settings.webhook_worker_enabled:

@@ -1,3 +1,4 @@
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
@@ -20,25 +21,61 @@ from app.services.netvalve.webhooks import WebhookService
 # Dependencies are `async def` even when they do no I/O: FastAPI runs a plain `def` dependency
 # in the thread pool, a thread hop per dependency per request that profiling showed on every
 # payment. They must never block.
+#
+# Each takes the request alone rather than `ResourcesDep`: FastAPI solves a sub-dependency again,
+# down to its leaves, before it looks in its per-request cache, so a chain costs every route a
+# solve per link.
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The routes' services, built once per app by the lifespan. They keep no per-request
+    state (only the lifespan's resources and settings), so every request can share them."""
+
+    netvalve: NetvalveService
+    webhook: WebhookService
+    extra_charge: ExtraChargeService
+    medusa_notification: MedusaNotificationService
+    idempotency: IdempotencyService
+
+
+def build_services(resources: Resources) -> Services:
+    ttl = timedelta(hours=resources.settings.idempotency_key_ttl_hours)
+    return Services(
+        netvalve=build_netvalve_service(resources),
+        webhook=build_webhook_service(resources),
+        extra_charge=build_extra_charge_service(resources),
+        medusa_notification=build_medusa_notification_service(resources),
+        idempotency=IdempotencyService(resources.sessionmaker, ttl),
+    )
+
+
+def _resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
 
 
 async def get_resources(request: Request) -> Resources:
-    resources: Resources = request.app.state.resources
-    return resources
+    return _resources(request)
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
 
-async def get_settings_dep(resources: ResourcesDep) -> Settings:
-    return resources.settings
+async def get_settings_dep(request: Request) -> Settings:
+    return _resources(request).settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-async def get_netvalve_service(resources: ResourcesDep) -> NetvalveService:
-    return build_netvalve_service(resources)
+async def get_netvalve_service(request: Request) -> NetvalveService:
+    return _services(request).netvalve
 
 
 def build_netvalve_service(resources: Resources) -> NetvalveService:
@@ -54,8 +91,8 @@ def build_netvalve_service(resources: Resources) -> NetvalveService:
 NetvalveServiceDep = Annotated[NetvalveService, Depends(get_netvalve_service)]
 
 
-async def get_webhook_service(resources: ResourcesDep) -> WebhookService:
-    return build_webhook_service(resources)
+async def get_webhook_service(request: Request) -> WebhookService:
+    return _services(request).webhook
 
 
 def build_gateway_event_service(resources: Resources) -> GatewayEventService:
@@ -72,8 +109,8 @@ def build_extra_charge_service(resources: Resources) -> ExtraChargeService:
     )
 
 
-async def get_extra_charge_service(resources: ResourcesDep) -> ExtraChargeService:
-    return build_extra_charge_service(resources)
+async def get_extra_charge_service(request: Request) -> ExtraChargeService:
+    return _services(request).extra_charge
 
 
 ExtraChargeServiceDep = Annotated[ExtraChargeService, Depends(get_extra_charge_service)]
@@ -96,8 +133,8 @@ def build_medusa_notification_service(
     return MedusaNotificationService(resources.sessionmaker, resources.settings, http)
 
 
-async def get_medusa_notification_service(resources: ResourcesDep) -> MedusaNotificationService:
-    return build_medusa_notification_service(resources)
+async def get_medusa_notification_service(request: Request) -> MedusaNotificationService:
+    return _services(request).medusa_notification
 
 
 MedusaNotificationServiceDep = Annotated[
@@ -105,9 +142,8 @@ MedusaNotificationServiceDep = Annotated[
 ]
 
 
-async def get_idempotency(resources: ResourcesDep) -> IdempotencyService:
-    ttl = timedelta(hours=resources.settings.idempotency_key_ttl_hours)
-    return IdempotencyService(resources.sessionmaker, ttl)
+async def get_idempotency(request: Request) -> IdempotencyService:
+    return _services(request).idempotency
 
 
 IdempotencyDep = Annotated[IdempotencyService, Depends(get_idempotency)]
