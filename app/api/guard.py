@@ -125,23 +125,30 @@ class RequestGuardMiddleware:
 
     def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute], settings: Settings) -> None:
         self.app = app
-        self.routes = routes  # the application's own list, complete by the first request
+        self.routes = routes  # the application's own list, complete by start-up
         self.settings = settings
         self._guards: list[RouteGuard] | None = None
 
-    def guard_for(self, scope: Scope) -> RouteGuard | None:
+    def guards(self) -> list[RouteGuard]:
         if self._guards is None:
             self._guards = route_guards(self.routes, self.settings)
+        return self._guards
+
+    def guard_for(self, scope: Scope) -> RouteGuard | None:
         # The path the router matches: without the root path (uvicorn --root-path, a proxy's
         # prefix), which scope["path"] includes.
         path, method = _route_path(scope), scope["method"]
-        for guard in self._guards:
+        for guard in self.guards():
             if method in guard.methods and guard.path.match(path):
                 return guard
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                # Derived at start-up (tens of milliseconds: FastAPI resolves every included
+                # route then), so that the first request does not wait for it.
+                self.guards()
             await self.app(scope, receive, send)
             return
         declared: int | None = None
