@@ -5,7 +5,6 @@ no scripts, no framing, no sniffing, no caching. Swagger UI at /docs (and ReDoc)
 and styles from FastAPI's CDN, so those pages get a policy that allows exactly that.
 """
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -28,6 +27,23 @@ STATIC_HEADERS = {
     "Cache-Control": "no-store",
 }
 
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+def _raw(headers: dict[str, str]) -> RawHeaders:
+    # ASGI header names are lowercase bytes; built once here rather than encoded per response.
+    return [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+
+
+API_HEADERS = _raw({**STATIC_HEADERS, "Content-Security-Policy": API_POLICY})
+DOCS_HEADERS = _raw({**STATIC_HEADERS, "Content-Security-Policy": DOCS_POLICY})
+
+
+def with_defaults(headers: RawHeaders, defaults: RawHeaders) -> RawHeaders:
+    """`headers` plus each default it does not set itself: a route's own value wins."""
+    present = {name for name, _ in headers}
+    return headers + [pair for pair in defaults if pair[0] not in present]
+
 
 class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp) -> None:
@@ -37,14 +53,11 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        policy = DOCS_POLICY if scope["path"] in DOCS_PATHS else API_POLICY
+        defaults = DOCS_HEADERS if scope["path"] in DOCS_PATHS else API_HEADERS
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in STATIC_HEADERS.items():
-                    headers.setdefault(name, value)
-                headers.setdefault("Content-Security-Policy", policy)
+                message["headers"] = with_defaults(list(message.get("headers", ())), defaults)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

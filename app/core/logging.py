@@ -17,7 +17,6 @@ from functools import lru_cache
 from typing import Any
 
 import structlog
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.types import EventDict, Processor
 
@@ -243,6 +242,23 @@ def _route_template(scope: Scope) -> str:
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_NAME = REQUEST_ID_HEADER.lower().encode()
+
+
+def _incoming_request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == _REQUEST_ID_NAME:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+def _with_request_id(
+    headers: Iterable[tuple[bytes, bytes]], request_id: bytes
+) -> list[tuple[bytes, bytes]]:
+    """`headers` with X-Request-ID set to `request_id`, replacing any the app set."""
+    kept = [pair for pair in headers if pair[0] != _REQUEST_ID_NAME]
+    kept.append((_REQUEST_ID_NAME, request_id))
+    return kept
 
 
 class RequestContextMiddleware:
@@ -256,8 +272,9 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
+        incoming = _incoming_request_id(scope)
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        encoded_id = request_id.encode()
         scope.setdefault("state", {})["request_id"] = request_id
         tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
         started_at = time.perf_counter()
@@ -269,7 +286,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status_code = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                message["headers"] = _with_request_id(message.get("headers", ()), encoded_id)
             await send(message)
 
         try:
