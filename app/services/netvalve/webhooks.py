@@ -12,9 +12,11 @@ import asyncio
 import hashlib
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import chain
 from typing import Any
 
 import structlog
@@ -129,21 +131,37 @@ def _no_constant(name: str) -> Any:
 
 
 def _unstorable(value: Any, depth: int = 0) -> str | None:
-    """Why `value` cannot be stored as jsonb, or None."""
+    """Why `value` cannot be stored as jsonb, or None. Keys are checked as text, each before its
+    value, and the first reason found is the one given."""
     if depth > MAX_DEPTH:
         return f"nested deeper than {MAX_DEPTH} levels"
     if isinstance(value, str):
-        if "\x00" in value:
-            return "a string holds a NUL character"
-        if any("\ud800" <= char <= "\udfff" for char in value):
-            return "a string holds a lone surrogate"
-        return None
-    items: list[Any] = []
+        return _unstorable_text(value)
+    items: Iterable[Any]
     if isinstance(value, dict):
-        items = [part for pair in value.items() for part in pair]
+        items = chain.from_iterable(value.items())
     elif isinstance(value, list):
         items = value
-    return next((found for item in items if (found := _unstorable(item, depth + 1))), None)
+    else:
+        return None
+    for item in items:
+        # Text below the depth limit is checked here: a call per key and value was most of
+        # the cost of intake's parsing.
+        if isinstance(item, str) and depth < MAX_DEPTH:
+            found = _unstorable_text(item)
+        else:
+            found = _unstorable(item, depth + 1)
+        if found:
+            return found
+    return None
+
+
+def _unstorable_text(value: str) -> str | None:
+    if "\x00" in value:
+        return "a string holds a NUL character"
+    if not value.isascii() and any("\ud800" <= char <= "\udfff" for char in value):
+        return "a string holds a lone surrogate"
+    return None
 
 
 def dedup_key(event: ParsedEvent) -> str:
@@ -169,7 +187,13 @@ def _masked_raw(raw: bytes, keep: set[str]) -> bytes:
 
 
 def _json_safe(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+    """A copy of the parsed JSON `value` with its Decimals as text, as `json.dumps(value,
+    default=str)` would write them, without writing and reading the whole body again."""
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return str(value) if isinstance(value, Decimal) else value
 
 
 class WebhookService:
