@@ -110,7 +110,11 @@ def mask_pans(value: Any) -> Any:
 def _masked_number(value: int | Decimal) -> int | Decimal | str:
     # A JSON number, also one written with a fraction or an exponent (`4111111111111111.0`,
     # which the webhook parser reads as a Decimal).
-    if isinstance(value, Decimal) and not (value.is_finite() and value == value.to_integral()):
+    if isinstance(value, Decimal) and (
+        # Past 19 digits it cannot be a card number, and `1e5000` could not even be written
+        # out as an integer (Python refuses past 4,300 digits).
+        not value.is_finite() or value.adjusted() >= 19 or value != value.to_integral()
+    ):
         return value
     digits = str(int(value))
     return mask(digits) if luhn_valid(digits) and len(digits) >= 13 else value
