@@ -180,6 +180,31 @@ def dedup_key(event: ParsedEvent) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
 
 
+def _event_row(raw: bytes, event: ParsedEvent) -> dict[str, Any]:
+    """The inbox row of an event. A card number is never stored: masked as NetValve masks it,
+    in the raw bytes too."""
+    data = mask_pans(event.data)
+    return {
+        "raw_body": _masked_raw(raw, id_values(event.data)),
+        "dedup_key": dedup_key(event),
+        "event_name": event.event_name,
+        "transaction_id": as_int(event.data.get("transactionId")),
+        "client_order_id": str(data.get("clientOrderId") or "")[:100] or None,
+        "payload": _json_safe({"eventName": event.event_name, "data": data}),
+    }
+
+
+def _rejected_row(raw: bytes, reason: str) -> dict[str, Any]:
+    """The inbox row of a body that is not an event, kept for inspection, card numbers masked."""
+    masked = _masked_raw(raw, set())
+    return {
+        "raw_body": masked,
+        "dedup_key": hashlib.sha256(masked).hexdigest(),
+        "status": WebhookEventStatus.REJECTED,
+        "last_error": reason,
+    }
+
+
 def _masked_raw(raw: bytes, keep: set[str]) -> bytes:
     """`raw` with card numbers masked; every other byte as sent, even if not UTF-8."""
     text = raw.decode("utf-8", errors="surrogateescape")
@@ -211,43 +236,9 @@ class WebhookService:
 
     async def receive(self, raw: bytes, headers: dict[str, str]) -> WebhookReceipt:
         parsed = parse(raw)
-        # A card number is never stored: masked as NetValve masks it, in the raw bytes too.
-        data = None if isinstance(parsed, str) else mask_pans(parsed.data)
-        raw = _masked_raw(raw, set() if isinstance(parsed, str) else id_values(parsed.data))
-        auth_header = (self._settings.netvalve_webhook_auth_header or "").lower()
-        stored_headers = {
-            name: REDACTED if name.lower() == auth_header else str(redact(value, name))
-            for name, value in headers.items()
-        }
-        values: dict[str, Any] = {
-            "source": SOURCE,
-            "raw_body": raw,
-            "headers": stored_headers,
-        }
-        if isinstance(parsed, str) or data is None:
-            values.update(
-                dedup_key=hashlib.sha256(raw).hexdigest(),
-                status=WebhookEventStatus.REJECTED,
-                last_error=parsed,
-            )
-        else:
-            values.update(
-                dedup_key=dedup_key(parsed),
-                event_name=parsed.event_name,
-                transaction_id=as_int(parsed.data.get("transactionId")),
-                client_order_id=str(data.get("clientOrderId") or "")[:100] or None,
-                payload=_json_safe({"eventName": parsed.event_name, "data": data}),
-            )
-        try:
-            async with transaction(self._sessionmaker) as session:
-                event_id = await WebhookEventRepository(session).insert_new(values)
-        except Exception as error:
-            if is_database_down(error):
-                log.error("webhook.store_unavailable", error=type(error).__name__)
-                metrics.WEBHOOK_DELIVERIES.labels("unavailable").inc()
-                raise WebhookStoreUnavailable from error
-            raise
-        if isinstance(parsed, str) or data is None:
+        row = _rejected_row(raw, parsed) if isinstance(parsed, str) else _event_row(raw, parsed)
+        event_id = await self._store({"source": SOURCE, **row, "headers": self._headers(headers)})
+        if isinstance(parsed, str):
             metrics.WEBHOOK_DELIVERIES.labels("rejected").inc()
             raise WebhookMalformed(f"Rejected and stored for inspection: {parsed}.")
         metrics.WEBHOOK_DELIVERIES.labels("duplicate" if event_id is None else "stored").inc()
@@ -255,9 +246,27 @@ class WebhookService:
             "webhook.received",
             event_name=parsed.event_name,
             duplicate=event_id is None,
-            transaction_id=values["transaction_id"],
+            transaction_id=row["transaction_id"],
         )
         return WebhookReceipt(status="duplicate" if event_id is None else "stored", id=event_id)
+
+    def _headers(self, headers: dict[str, str]) -> dict[str, str]:
+        auth_header = (self._settings.netvalve_webhook_auth_header or "").lower()
+        return {
+            name: REDACTED if name.lower() == auth_header else str(redact(value, name))
+            for name, value in headers.items()
+        }
+
+    async def _store(self, values: dict[str, Any]) -> uuid.UUID | None:
+        try:
+            async with transaction(self._sessionmaker) as session:
+                return await WebhookEventRepository(session).insert_new(values)
+        except Exception as error:
+            if is_database_down(error):
+                log.error("webhook.store_unavailable", error=type(error).__name__)
+                metrics.WEBHOOK_DELIVERIES.labels("unavailable").inc()
+                raise WebhookStoreUnavailable from error
+            raise
 
     # --- processing --------------------------------------------------------------------------
 
