@@ -4,6 +4,7 @@ is stored here."""
 import re
 from collections.abc import Collection
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 
@@ -25,16 +26,26 @@ def mask(number: str) -> str:
     return f"{number[:6]}{'*' * (len(number) - 10)}{number[-4:]}"
 
 
-# 13 to 19 digits, optionally grouped by spaces or dashes: the shape of a card number.
-_PAN_CANDIDATE = re.compile(r"(?<![\d])(?:\d[ -]?){12,18}\d(?![\d])")
-# UUIDs (with or without dashes): their digit groups can look like a grouped card number.
+# 13 to 19 digits, optionally grouped by spaces or dashes: the shape of a card number. It opens
+# with `\d`, its lookbehind after it, so the engine jumps from digit to digit instead of trying
+# every position (the same matches as `(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)`, twice as fast).
+_PAN_CANDIDATE = re.compile(r"\d(?<!\d\d)(?:[ -]?\d){12,18}(?!\d)")
+# UUIDs (with or without dashes): their digit groups can look like a grouped card number. Written
+# without IGNORECASE, which halves the time: `_ALNUM` is what `[0-9A-Za-z]` matched with it (four
+# more letters fold to ASCII ones: dotted I, dotless i, long s, Kelvin sign), and the first hex
+# digit opens the pattern as above.
+_HEX = "[0-9a-fA-F]"
+_ALNUM = "[0-9A-Za-z\u0130\u0131\u017f\u212a]"
 _UUID = re.compile(
-    r"(?<![0-9A-Za-z])(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|"
-    r"[0-9a-f]{32})(?![0-9A-Za-z])",
-    re.IGNORECASE,
+    f"{_HEX}(?<!{_ALNUM}{_HEX})"
+    f"(?:{_HEX}{{7}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}|{_HEX}{{31}})(?!{_ALNUM})"
 )
 # NetValve's ids (transactionId, netvalveID, orderId, ...): digits that are not card numbers.
 _ID_KEY = re.compile(r"(^id|Id|ID|_id)$")
+# A card number is 13 digits in a row once its spaces and dashes are dropped. In ASCII text that
+# test is one byte translation, far cheaper than the regexes, and most text fails it.
+_DIGITS_TO_NUL = bytes.maketrans(b"0123456789", bytes(10))
+_THIRTEEN_DIGITS = bytes(13)
 
 
 def mask_candidate(candidate: str, keep: Collection[str] = ()) -> str:
@@ -65,6 +76,8 @@ def mask_candidate(candidate: str, keep: Collection[str] = ()) -> str:
 def mask_pans_in_text(text: str, keep: Collection[str] = ()) -> str:
     """`text` with every Luhn-valid card number, plain, spaced or dashed, masked as NetValve
     masks it; UUIDs, and the digit strings in `keep` (ids), are left whole."""
+    if len(text) < 13 or not _may_hold_pan(text):
+        return text
 
     def masked(match: re.Match[str]) -> str:
         return mask_candidate(match.group(), keep)
@@ -78,40 +91,73 @@ def mask_pans_in_text(text: str, keep: Collection[str] = ()) -> str:
     return "".join(pieces)
 
 
+def _may_hold_pan(text: str) -> bool:
+    """False only if no piece of `text` can match `_PAN_CANDIDATE` (a NUL byte already in the
+    text reads as a digit here: a needless scan, never a missed one)."""
+    if not text.isascii():
+        return True  # `\d` matches other scripts' digits too: left to the regex
+    return _THIRTEEN_DIGITS in text.encode().translate(_DIGITS_TO_NUL, b" -")
+
+
 def mask_pans(value: Any) -> Any:
     """A copy of the JSON `value` with card numbers masked in any field, as text or as a
     number; the values of id fields (`transactionId`, `orderId`, ...) are kept."""
     if isinstance(value, str):
         return mask_pans_in_text(value)
-    if isinstance(value, int | Decimal) and not isinstance(value, bool):
-        # A JSON number, also one written with a fraction or an exponent (`4111111111111111.0`,
-        # which the webhook parser reads as a Decimal).
-        whole = isinstance(value, int) or (value.is_finite() and value == value.to_integral())
-        digits = str(int(value)) if whole else ""
-        return mask(digits) if luhn_valid(digits) and len(digits) >= 13 else value
     if isinstance(value, dict):
         return {key: item if _is_id(key, item) else mask_pans(item) for key, item in value.items()}
     if isinstance(value, list):
         return [mask_pans(item) for item in value]
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        return _masked_number(value)
     return value
+
+
+def _masked_number(value: int | Decimal) -> int | Decimal | str:
+    # A JSON number, also one written with a fraction or an exponent (`4111111111111111.0`,
+    # which the webhook parser reads as a Decimal).
+    if isinstance(value, Decimal) and (
+        # Past 19 digits it cannot be a card number, and `1e5000` could not even be written
+        # out as an integer (Python refuses past 4,300 digits).
+        not value.is_finite() or value.adjusted() >= 19 or value != value.to_integral()
+    ):
+        return value
+    digits = str(int(value))
+    return mask(digits) if luhn_valid(digits) and len(digits) >= 13 else value
 
 
 def id_values(value: Any) -> set[str]:
     """The digit strings held by id fields anywhere in the JSON `value`."""
     found: set[str] = set()
+    _add_id_values(value, found)
+    return found
+
+
+def _add_id_values(value: Any, found: set[str]) -> None:
+    # Only containers are descended into: a call per leaf was most of the walk's cost.
     if isinstance(value, dict):
         for key, item in value.items():
             if _is_id(key, item):
                 found.add(str(item))
-            else:
-                found |= id_values(item)
+            elif isinstance(item, dict | list):
+                _add_id_values(item, found)
     elif isinstance(value, list):
         for item in value:
-            found |= id_values(item)
-    return found
+            if isinstance(item, dict | list):
+                _add_id_values(item, found)
 
 
 def _is_id(key: object, value: object) -> bool:
-    digits = isinstance(value, int) and not isinstance(value, bool)
-    digits |= isinstance(value, str) and value.isascii() and value.isdigit()
-    return digits and isinstance(key, str) and _ID_KEY.search(key) is not None
+    # The value first: most are text that is not all digits, which settles it.
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit()):
+            return False
+    elif not isinstance(value, int) or isinstance(value, bool):
+        return False
+    return isinstance(key, str) and _is_id_key(key)
+
+
+@lru_cache(maxsize=1024)
+def _is_id_key(key: str) -> bool:
+    # A payload's few key names recur in every event; the bound holds a sender's odd ones.
+    return _ID_KEY.search(key) is not None

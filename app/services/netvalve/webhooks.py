@@ -12,9 +12,11 @@ import asyncio
 import hashlib
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import chain
 from typing import Any
 
 import structlog
@@ -129,21 +131,37 @@ def _no_constant(name: str) -> Any:
 
 
 def _unstorable(value: Any, depth: int = 0) -> str | None:
-    """Why `value` cannot be stored as jsonb, or None."""
+    """Why `value` cannot be stored as jsonb, or None. Keys are checked as text, each before its
+    value, and the first reason found is the one given."""
     if depth > MAX_DEPTH:
         return f"nested deeper than {MAX_DEPTH} levels"
     if isinstance(value, str):
-        if "\x00" in value:
-            return "a string holds a NUL character"
-        if any("\ud800" <= char <= "\udfff" for char in value):
-            return "a string holds a lone surrogate"
-        return None
-    items: list[Any] = []
+        return _unstorable_text(value)
+    items: Iterable[Any]
     if isinstance(value, dict):
-        items = [part for pair in value.items() for part in pair]
+        items = chain.from_iterable(value.items())
     elif isinstance(value, list):
         items = value
-    return next((found for item in items if (found := _unstorable(item, depth + 1))), None)
+    else:
+        return None
+    for item in items:
+        # Text below the depth limit is checked here: a call per key and value was most of
+        # the cost of intake's parsing.
+        if isinstance(item, str) and depth < MAX_DEPTH:
+            found = _unstorable_text(item)
+        else:
+            found = _unstorable(item, depth + 1)
+        if found:
+            return found
+    return None
+
+
+def _unstorable_text(value: str) -> str | None:
+    if "\x00" in value:
+        return "a string holds a NUL character"
+    if not value.isascii() and any("\ud800" <= char <= "\udfff" for char in value):
+        return "a string holds a lone surrogate"
+    return None
 
 
 def dedup_key(event: ParsedEvent) -> str:
@@ -162,6 +180,31 @@ def dedup_key(event: ParsedEvent) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
 
 
+def _event_row(raw: bytes, event: ParsedEvent) -> dict[str, Any]:
+    """The inbox row of an event. A card number is never stored: masked as NetValve masks it,
+    in the raw bytes too."""
+    data = mask_pans(event.data)
+    return {
+        "raw_body": _masked_raw(raw, id_values(event.data)),
+        "dedup_key": dedup_key(event),
+        "event_name": event.event_name,
+        "transaction_id": as_int(event.data.get("transactionId")),
+        "client_order_id": str(data.get("clientOrderId") or "")[:100] or None,
+        "payload": _json_safe({"eventName": event.event_name, "data": data}),
+    }
+
+
+def _rejected_row(raw: bytes, reason: str) -> dict[str, Any]:
+    """The inbox row of a body that is not an event, kept for inspection, card numbers masked."""
+    masked = _masked_raw(raw, set())
+    return {
+        "raw_body": masked,
+        "dedup_key": hashlib.sha256(masked).hexdigest(),
+        "status": WebhookEventStatus.REJECTED,
+        "last_error": reason,
+    }
+
+
 def _masked_raw(raw: bytes, keep: set[str]) -> bytes:
     """`raw` with card numbers masked; every other byte as sent, even if not UTF-8."""
     text = raw.decode("utf-8", errors="surrogateescape")
@@ -169,7 +212,13 @@ def _masked_raw(raw: bytes, keep: set[str]) -> bytes:
 
 
 def _json_safe(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+    """A copy of the parsed JSON `value` with its Decimals as text, as `json.dumps(value,
+    default=str)` would write them, without writing and reading the whole body again."""
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return str(value) if isinstance(value, Decimal) else value
 
 
 class WebhookService:
@@ -187,43 +236,9 @@ class WebhookService:
 
     async def receive(self, raw: bytes, headers: dict[str, str]) -> WebhookReceipt:
         parsed = parse(raw)
-        # A card number is never stored: masked as NetValve masks it, in the raw bytes too.
-        data = None if isinstance(parsed, str) else mask_pans(parsed.data)
-        raw = _masked_raw(raw, set() if isinstance(parsed, str) else id_values(parsed.data))
-        auth_header = (self._settings.netvalve_webhook_auth_header or "").lower()
-        stored_headers = {
-            name: REDACTED if name.lower() == auth_header else str(redact(value, name))
-            for name, value in headers.items()
-        }
-        values: dict[str, Any] = {
-            "source": SOURCE,
-            "raw_body": raw,
-            "headers": stored_headers,
-        }
-        if isinstance(parsed, str) or data is None:
-            values.update(
-                dedup_key=hashlib.sha256(raw).hexdigest(),
-                status=WebhookEventStatus.REJECTED,
-                last_error=parsed,
-            )
-        else:
-            values.update(
-                dedup_key=dedup_key(parsed),
-                event_name=parsed.event_name,
-                transaction_id=as_int(parsed.data.get("transactionId")),
-                client_order_id=str(data.get("clientOrderId") or "")[:100] or None,
-                payload=_json_safe({"eventName": parsed.event_name, "data": data}),
-            )
-        try:
-            async with transaction(self._sessionmaker) as session:
-                event_id = await WebhookEventRepository(session).insert_new(values)
-        except Exception as error:
-            if is_database_down(error):
-                log.error("webhook.store_unavailable", error=type(error).__name__)
-                metrics.WEBHOOK_DELIVERIES.labels("unavailable").inc()
-                raise WebhookStoreUnavailable from error
-            raise
-        if isinstance(parsed, str) or data is None:
+        row = _rejected_row(raw, parsed) if isinstance(parsed, str) else _event_row(raw, parsed)
+        event_id = await self._store({"source": SOURCE, **row, "headers": self._headers(headers)})
+        if isinstance(parsed, str):
             metrics.WEBHOOK_DELIVERIES.labels("rejected").inc()
             raise WebhookMalformed(f"Rejected and stored for inspection: {parsed}.")
         metrics.WEBHOOK_DELIVERIES.labels("duplicate" if event_id is None else "stored").inc()
@@ -231,9 +246,27 @@ class WebhookService:
             "webhook.received",
             event_name=parsed.event_name,
             duplicate=event_id is None,
-            transaction_id=values["transaction_id"],
+            transaction_id=row["transaction_id"],
         )
         return WebhookReceipt(status="duplicate" if event_id is None else "stored", id=event_id)
+
+    def _headers(self, headers: dict[str, str]) -> dict[str, str]:
+        auth_header = (self._settings.netvalve_webhook_auth_header or "").lower()
+        return {
+            name: REDACTED if name.lower() == auth_header else str(redact(value, name))
+            for name, value in headers.items()
+        }
+
+    async def _store(self, values: dict[str, Any]) -> uuid.UUID | None:
+        try:
+            async with transaction(self._sessionmaker) as session:
+                return await WebhookEventRepository(session).insert_new(values)
+        except Exception as error:
+            if is_database_down(error):
+                log.error("webhook.store_unavailable", error=type(error).__name__)
+                metrics.WEBHOOK_DELIVERIES.labels("unavailable").inc()
+                raise WebhookStoreUnavailable from error
+            raise
 
     # --- processing --------------------------------------------------------------------------
 

@@ -95,6 +95,19 @@ class TestIntake:
         assert second.json()["status"] == "stored"
         assert len(await stored(hooks)) == 2
 
+    async def test_a_number_too_long_to_write_as_an_integer_is_stored(self, hooks: Api):
+        # Masking wrote every whole number out as an integer, which Python refuses past 4,300
+        # digits: a 500, and a delivery NetValve would repeat forever.
+        body = build_webhook_event()
+        raw = json.dumps({**body, "data": {**body["data"], "note": 0}}).encode()
+
+        response = await post_webhook(hooks.http, raw.replace(b'"note": 0', b'"note": 1e5000'))
+
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "stored"
+        payload = await hooks.medusa.fetchval("SELECT payload FROM webhook_events")
+        assert json.loads(payload)["data"]["note"] == "1E+5000"
+
     async def test_headers_are_stored_without_the_secret(self, hooks: Api):
         await post_webhook(hooks.http, build_webhook_event())
 
