@@ -76,7 +76,7 @@ def mask_candidate(candidate: str, keep: Collection[str] = ()) -> str:
 def mask_pans_in_text(text: str, keep: Collection[str] = ()) -> str:
     """`text` with every Luhn-valid card number, plain, spaced or dashed, masked as NetValve
     masks it; UUIDs, and the digit strings in `keep` (ids), are left whole."""
-    if len(text) < 13 or not _may_hold_pan(text):
+    if len(text) < 13 or not may_hold_pan(text):
         return text
 
     def masked(match: re.Match[str]) -> str:
@@ -91,12 +91,13 @@ def mask_pans_in_text(text: str, keep: Collection[str] = ()) -> str:
     return "".join(pieces)
 
 
-def _may_hold_pan(text: str) -> bool:
-    """False only if no piece of `text` can match `_PAN_CANDIDATE` (a NUL byte already in the
-    text reads as a digit here: a needless scan, never a missed one)."""
+def may_hold_pan(text: str, separators: bytes = b" -") -> bool:
+    """False only if no piece of `text` can hold a card number written with `separators`
+    between its digits (a NUL byte already in the text reads as a digit here: a needless scan,
+    never a missed one)."""
     if not text.isascii():
         return True  # `\d` matches other scripts' digits too: left to the regex
-    return _THIRTEEN_DIGITS in text.encode().translate(_DIGITS_TO_NUL, b" -")
+    return _THIRTEEN_DIGITS in text.encode().translate(_DIGITS_TO_NUL, separators)
 
 
 def mask_pans(value: Any) -> Any:

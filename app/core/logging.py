@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.types import EventDict, Processor
 
 from app.core import metrics
-from app.core.cards import mask_candidate
+from app.core.cards import mask_candidate, may_hold_pan
 from app.core.errors import error_response
 
 log = structlog.get_logger(__name__)
@@ -108,8 +108,9 @@ _ID = re.compile(
 def mask_card_numbers(text: str) -> str:
     """Mask anything shaped like a valid card number to first six and last four digits; ids
     shaped like UUIDs are left whole."""
-    if _PAN_CANDIDATE.search(text) is None:
-        return text  # most values: a piece between ids can only hold what the whole text holds
+    if len(text) < 13 or not may_hold_pan(text, b" .-"):
+        return text  # most values. Not a search of the whole text: a card number can run into
+        # an id's digits there and fail to match, which the pieces between ids do not.
     pieces: list[str] = []
     start = 0
     for match in _ID.finditer(text):

@@ -64,6 +64,17 @@ class TestRedaction:
         text = "f98e7260-2972-4721-8ad6-91c8487108fc 4012000098765439"
         assert mask_card_numbers(text).endswith(" 401200******5439")
 
+    def test_a_card_number_running_into_an_id_is_still_masked(self):
+        # In other scripts' digits, right before an id that opens with eight digits: the whole
+        # text holds one 24-digit run, no card number; the text before the id holds one.
+        arabic = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+        card, identifier = (
+            "4012000098765439".translate(arabic),
+            "12345678-1234-4234-8234-123456789abc",
+        )
+        masked = mask_card_numbers(f"{card}{identifier}")
+        assert masked == "401200******5439".translate(arabic) + identifier
+
 
 @pytest.fixture
 def logging_app(app: FastAPI) -> FastAPI:
