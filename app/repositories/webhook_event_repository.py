@@ -2,9 +2,9 @@
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, and_, func, or_, select, tuple_, update
+from sqlalchemy import and_, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,13 +12,13 @@ from app.models.webhook_event import WebhookEvent, WebhookEventStatus
 
 DUE = (WebhookEventStatus.RECEIVED, WebhookEventStatus.PENDING_MATCH, WebhookEventStatus.FAILED)
 
-# Intake's one statement, built once: a Core INSERT on the table (no ORM unit of work for a row
-# that is written once and read back only by id), a no-op for a redelivery.
-_EVENTS = cast(Table, WebhookEvent.__table__)
+# Intake's one statement, built once: an ORM-enabled INSERT on the model (the inbox stays on the
+# ORM; no unit of work for a row that is written once and read back only by id), a no-op for a
+# redelivery.
 _INSERT_NEW = (
-    insert(_EVENTS)
-    .on_conflict_do_nothing(index_elements=[_EVENTS.c.source, _EVENTS.c.dedup_key])
-    .returning(_EVENTS.c.id)
+    insert(WebhookEvent)
+    .on_conflict_do_nothing(index_elements=[WebhookEvent.source, WebhookEvent.dedup_key])
+    .returning(WebhookEvent.id)
 )
 
 
