@@ -76,6 +76,7 @@ _CLAIM_UPDATE = (
     )
     .values(
         in_flight=bindparam("operation"),
+        in_flight_attempt_id=bindparam("attempt_id"),
         attempts_count=_payments.c.attempts_count + 1,
         next_reconcile_at=null(),
         reconcile_tries=0,
@@ -154,14 +155,21 @@ class PaymentRepository:
         operation: Operation,
         states: Collection[PaymentState],
         *,
+        attempt_id: uuid.UUID | None = None,
         extra_condition: Any = None,
     ) -> Payment | None:
-        """Atomically mark `operation` in flight; None if another one is, or the state is wrong.
+        """Atomically mark `operation` in flight, by the attempt `attempt_id` (to be added in
+        the same transaction); None if another one is, or the state is wrong.
 
         A conditional UPDATE, not read-then-write: of two racing requests exactly one wins. The
         row comes back from the same statement (RETURNING), as it is after the update.
         """
-        params = {"payment_id": payment_id, "operation": operation, "states": list(states)}
+        params = {
+            "payment_id": payment_id,
+            "operation": operation,
+            "states": list(states),
+            "attempt_id": attempt_id,
+        }
         statement = _CLAIM
         if extra_condition is not None:
             claim = _CLAIM_UPDATE.where(extra_condition).returning(*_payments.c)
