@@ -96,6 +96,26 @@ _APPLIED_ELSEWHERE = (
     )
     .limit(1)
 )
+# Everything applying an answer reads, in one statement: the payment (locked), the attempt, and
+# whether another approved attempt already holds the transaction the answer names.
+_others = _attempts.alias("other_attempts")
+_FOR_APPLY = (
+    select(
+        Payment,
+        PaymentAttempt,
+        select(_others.c.id)
+        .where(
+            _others.c.transaction_id == bindparam("transaction_id"),
+            _others.c.outcome == AttemptOutcome.APPROVED,
+            _others.c.id != bindparam("attempt_id"),
+        )
+        .exists(),
+    )
+    .join_from(Payment, PaymentAttempt, PaymentAttempt.payment_id == Payment.id)
+    .where(Payment.id == bindparam("payment_id"), PaymentAttempt.id == bindparam("attempt_id"))
+    .with_for_update(of=_payments)
+    .execution_options(populate_existing=True)
+)
 _APPLIED = select(PaymentAttempt).where(
     PaymentAttempt.transaction_id == bindparam("transaction_id"),
     PaymentAttempt.outcome == AttemptOutcome.APPROVED,
@@ -203,6 +223,21 @@ class PaymentRepository:
             _APPLIED_ELSEWHERE, {"transaction_id": transaction_id, "attempt_id": attempt_id}
         )
         return found is not None
+
+    async def for_apply(
+        self, payment_id: uuid.UUID, attempt_id: uuid.UUID, named: int | None
+    ) -> tuple[Payment, PaymentAttempt, bool] | None:
+        """The payment, locked, and its attempt; and whether `named` (the transaction an
+        answer names) is already another approved attempt's (see `applied_elsewhere`)."""
+        result = await self.session.execute(
+            _FOR_APPLY,
+            {"payment_id": payment_id, "attempt_id": attempt_id, "transaction_id": named},
+        )
+        row = result.one_or_none()
+        if row is None:
+            return None
+        payment, attempt, known = row
+        return payment, attempt, bool(known)
 
     async def applied(self, transaction_id: int) -> PaymentAttempt | None:
         """The attempt that holds this approved NetValve transaction, if the ledger has it."""

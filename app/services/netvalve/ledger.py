@@ -84,17 +84,17 @@ class Ledger:
         notify_medusa: bool,
     ) -> tuple[Payment, bool]:
         """`apply`, in the caller's transaction (see app.db.session.Phases)."""
-        payment = await ledger.get(payment_id, for_update=True)
-        attempt = await ledger.attempt(attempt_id)
-        payment, attempt = present(payment), present(attempt)
+        answered = settlement.outcome in (AttemptOutcome.APPROVED, AttemptOutcome.PENDING)
+        named = settlement.transaction_id if answered else None
+        payment, attempt, named_elsewhere = present(
+            await ledger.for_apply(payment_id, attempt_id, named)
+        )
         before = LedgerMark.of(payment)
         if payment.in_flight_attempt_id != attempt.id:
             # Settled meanwhile (by the sweep, the request or a webhook): the record the
             # winner wrote stands, its transaction id above all, which dedups webhooks.
             return payment, False
-        answered = settlement.outcome in (AttemptOutcome.APPROVED, AttemptOutcome.PENDING)
-        named = settlement.transaction_id if answered else None
-        if named is not None and await ledger.applied_elsewhere(named, attempt.id):
+        if named_elsewhere:
             # An answer naming a transaction the ledger already holds cannot be this
             # attempt's: it stays open and is settled from NetValve's record of our own
             # clientOrderId instead.
