@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.core.config import Settings
+from app.db.errors import is_database_down
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -91,8 +92,16 @@ class Phases:
                 await session.close()  # rolls back
                 raise
         else:
-            async with session.begin_nested():
-                yield session
+            try:
+                async with session.begin_nested():
+                    yield session
+            except BaseException as error:
+                if is_database_down(error):
+                    # The connection died with the caller's claim on it: nothing of it was
+                    # committed, and the caller's answer goes in a transaction of its own.
+                    self._open = None
+                    await session.close()
+                raise
         if self._hold:
             self._hold = False
             return
