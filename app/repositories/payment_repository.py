@@ -30,7 +30,13 @@ NOT_FOUND_RECHECKED = "not_found_rechecked"
 
 _payments = cast(Table, Payment.__table__)
 _attempts = cast(Table, PaymentAttempt.__table__)
-_GET = select(Payment).where(Payment.id == bindparam("payment_id"))
+# Refreshes a payment the session already holds: read again after a claim lost a race, the row
+# must be the winner's, not the one loaded before the claim.
+_GET = (
+    select(Payment)
+    .where(Payment.id == bindparam("payment_id"))
+    .execution_options(populate_existing=True)
+)
 _GET_FOR_UPDATE = _GET.with_for_update()
 _newest = Payment.created_at.desc()
 _FIND_BY_ID = _GET.order_by(_newest).limit(1)

@@ -219,8 +219,11 @@ class Payments:
                 if current.state in CAPTURED_STATES and current.captured_minor == amount_minor:
                     return PaymentResult(to_response(current))  # already captured, same amount
                 self._refuse(current, PaymentState.AUTHORIZED, "captured")
+                left = current.authorized_minor - current.captured_minor
+                if left >= amount_minor:
+                    raise PaymentInProgress  # lost to an operation that has ended since
                 raise CaptureExceedsAuthorized(
-                    f"At most {from_minor_units(remaining, current.currency)} "
+                    f"At most {from_minor_units(left, current.currency)} "
                     f"{current.currency} can be captured."
                 )
             attempt = self._new_attempt(
@@ -302,10 +305,13 @@ class Payments:
                 raise PaymentStateConflict(
                     f"The payment is {current.state.value}; only captured payments refund."
                 )
-            left = from_minor_units(
-                current.captured_minor - current.refunded_minor, current.currency
+            left = current.captured_minor - current.refunded_minor
+            if left >= amount_minor:
+                raise PaymentInProgress  # lost to an operation that has ended since
+            raise RefundExceedsCaptured(
+                f"At most {from_minor_units(left, current.currency)} {current.currency} "
+                "can be refunded."
             )
-            raise RefundExceedsCaptured(f"At most {left} {current.currency} can be refunded.")
         attempt = self._new_attempt(claimed, Operation.REFUND, amount_minor)
         attempt.request_key = request_key
         ledger.add_attempt(attempt)
