@@ -5,7 +5,7 @@ a fault a hostile reviewer would try, through the real app, PostgreSQL and the s
 import asyncio
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -24,6 +24,12 @@ from tests.fixtures.webhooks import WEBHOOK_SETTINGS, post_webhook, webhook_serv
 pytestmark = pytest.mark.asyncio
 
 CONCURRENT = 10
+
+
+@pytest_asyncio.fixture
+async def empty_inbox(medusa_writer: asyncpg.Connection) -> AsyncIterator[None]:
+    yield
+    await medusa_writer.execute("DELETE FROM webhook_events")
 
 
 @pytest_asyncio.fixture
@@ -422,7 +428,7 @@ class TestAWebhookMeetsTheHeldLastPhase:
     webhook for the same sale applied meanwhile waits on that lock, and both end consistent."""
 
     async def test_the_sale_and_its_webhook_apply_once_without_a_deadlock(
-        self, api_factory: ApiFactory, database_url: str
+        self, api_factory: ApiFactory, database_url: str, empty_inbox: None
     ):
         api: Api = await api_factory(**WEBHOOK_SETTINGS)
         body, key = await pay_body(api), f"held-{uuid.uuid4().hex}"
@@ -459,7 +465,6 @@ class TestAWebhookMeetsTheHeldLastPhase:
             paid, _ = await asyncio.wait_for(asyncio.gather(paying, applying), timeout=20)
         finally:
             await blocker.close()
-            await api.medusa.execute("DELETE FROM webhook_events")
 
         assert paid.status_code == 200, paid.text
         assert paid.json()["state"] == "captured"
@@ -469,3 +474,49 @@ class TestAWebhookMeetsTheHeldLastPhase:
         replay = await api.post("/payment", body, key=STOREFRONT_KEY, idempotency_key=key)
         assert (replay.status_code, replay.json()) == (200, paid.json())
         await api.assert_ledger_matches_gateway(payment_id)
+
+
+class TestAStaleKeyTakenOver:
+    """A first request that held its key past STALE_AFTER is taken over by its retry while the
+    first's last phase is at the payment row's lock: the retry must not wait on that row while
+    holding the key the first needs to store its answer (a deadlock), and neither may end in a
+    500; the first's answer is the one stored."""
+
+    async def test_the_retry_and_the_held_last_phase_do_not_deadlock(
+        self, manual_api: Api, database_url: str
+    ):
+        api = manual_api
+        authorized = (await api.pay(await api.medusa_session())).json()
+        body, key = {"payment_id": authorized["id"]}, f"stale-{uuid.uuid4().hex}"
+        await api.sandbox.fault("/capture", "hold")
+        first = asyncio.create_task(api.post("/capture", body, idempotency_key=key))
+        await in_flight(api, authorized["id"])
+        await api.medusa.execute(
+            "UPDATE idempotency_keys SET locked_at = locked_at - interval '1 hour' WHERE key = $1",
+            key,
+        )
+        blocker = await asyncpg.connect(asyncpg_dsn(database_url))
+        try:
+            async with blocker.transaction():
+                await blocker.execute(
+                    "SELECT 1 FROM payments WHERE id = $1 FOR UPDATE", uuid.UUID(authorized["id"])
+                )
+                await release(api, "/capture")
+                await lock_waiters(api, "SELECT payments.id", 1)  # the first's last phase
+                # The retry takes the stale key over; the payment row is still in flight as
+                # committed, so its claim refuses at once instead of waiting on the lock.
+                retried = await asyncio.wait_for(
+                    api.post("/capture", body, idempotency_key=key), timeout=10
+                )
+            captured = await asyncio.wait_for(first, timeout=10)
+        finally:
+            await blocker.close()
+
+        assert captured.status_code == 200, captured.text
+        assert captured.json()["state"] == "captured"
+        assert retried.status_code == 409, retried.text
+        assert_error_shape(retried, "PaymentInProgress")
+        replay = await api.post("/capture", body, idempotency_key=key)
+        assert (replay.status_code, replay.json()) == (200, captured.json())
+        assert len(await of_type(api, authorized["id"], "CAPTURE")) == 1
+        await api.assert_ledger_matches_gateway(authorized["id"])
