@@ -375,6 +375,29 @@ class TestTheDatabaseFailsMidOperation:
         assert len(await api.sandbox_transactions(retried.json()["id"])) == 1
         await api.assert_ledger_matches_gateway(retried.json()["id"])
 
+    async def test_every_connection_killed_while_at_the_gateway(self, api: Api):
+        body, key = await pay_body(api), f"killed-{uuid.uuid4().hex}"
+        await api.sandbox.fault("/sale", "hold")
+        paying = asyncio.create_task(
+            api.post("/payment", body, key=STOREFRONT_KEY, idempotency_key=key)
+        )
+        await in_flight(api, session_id=body["payment_session_id"])
+        # No transaction is open across the call: whatever the service pooled dies here.
+        await api.medusa.execute(
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'"
+        )
+        await release(api, "/sale")
+        paid = await asyncio.wait_for(paying, timeout=20)
+
+        assert paid.status_code == 200, paid.text
+        assert paid.json()["state"] == "captured"
+        replay = await api.post("/payment", body, key=STOREFRONT_KEY, idempotency_key=key)
+        assert (replay.status_code, replay.json()) == (200, paid.json())
+        assert len(await api.sandbox_transactions(paid.json()["id"])) == 1
+        await api.assert_ledger_matches_gateway(paid.json()["id"])
+
     async def test_a_refund_killed_while_storing_its_answer(self, api: Api, database_url: str):
         paid = (await api.pay(await api.medusa_session(amount="100.00"))).json()
         body, key = {"payment_id": paid["id"], "amount": "40.00"}, f"ref-{uuid.uuid4().hex}"
