@@ -63,7 +63,8 @@ def terminate(dsn: str, pid: int) -> None:
 def backend_killed_before(api: Api, dsn: str, marker: str) -> Iterator[list[str]]:
     """The first statement of the service containing `marker` runs on a connection whose
     PostgreSQL backend was just terminated: the database fails at exactly that step."""
-    engine, killed = engine_of(api), []
+    engine = engine_of(api)
+    killed: list[str] = []
 
     def before(connection: Connection, _c: Any, statement: str, *_: Any) -> None:
         if killed or marker not in statement:
