@@ -118,8 +118,15 @@ async def lock_waiters(api: Api, statement: str, count: int) -> None:
 
 
 async def release(api: Api, path: str) -> None:
-    response = await api.sandbox.admin.post("/_sandbox/faults/release", params={"path": path})
-    assert response.status_code == 200, response.text
+    """Let the held gateway call go on, once it has reached the sandbox (the claim commits
+    before the call leaves)."""
+
+    async def released() -> bool:
+        response = await api.sandbox.admin.post("/_sandbox/faults/release", params={"path": path})
+        assert response.status_code == 200, response.text
+        return int(response.json()["released"]) > 0
+
+    await until(released, f"a held call to {path}")
 
 
 async def of_type(api: Api, payment_id: str, kind: str) -> list[dict[str, Any]]:
