@@ -30,7 +30,13 @@ NOT_FOUND_RECHECKED = "not_found_rechecked"
 
 _payments = cast(Table, Payment.__table__)
 _attempts = cast(Table, PaymentAttempt.__table__)
-_GET = select(Payment).where(Payment.id == bindparam("payment_id"))
+# Refreshes a payment the session already holds: read again after a claim lost a race, the row
+# must be the winner's, not the one loaded before the claim.
+_GET = (
+    select(Payment)
+    .where(Payment.id == bindparam("payment_id"))
+    .execution_options(populate_existing=True)
+)
 _GET_FOR_UPDATE = _GET.with_for_update()
 _newest = Payment.created_at.desc()
 _FIND_BY_ID = _GET.order_by(_newest).limit(1)
@@ -76,6 +82,7 @@ _CLAIM_UPDATE = (
     )
     .values(
         in_flight=bindparam("operation"),
+        in_flight_attempt_id=bindparam("attempt_id"),
         attempts_count=_payments.c.attempts_count + 1,
         next_reconcile_at=null(),
         reconcile_tries=0,
@@ -94,6 +101,26 @@ _APPLIED_ELSEWHERE = (
         _attempts.c.id != bindparam("attempt_id"),
     )
     .limit(1)
+)
+# Everything applying an answer reads, in one statement: the payment (locked), the attempt, and
+# whether another approved attempt already holds the transaction the answer names.
+_others = _attempts.alias("other_attempts")
+_FOR_APPLY = (
+    select(
+        Payment,
+        PaymentAttempt,
+        select(_others.c.id)
+        .where(
+            _others.c.transaction_id == bindparam("transaction_id"),
+            _others.c.outcome == AttemptOutcome.APPROVED,
+            _others.c.id != bindparam("attempt_id"),
+        )
+        .exists(),
+    )
+    .join_from(Payment, PaymentAttempt, PaymentAttempt.payment_id == Payment.id)
+    .where(Payment.id == bindparam("payment_id"), PaymentAttempt.id == bindparam("attempt_id"))
+    .with_for_update(of=_payments)
+    .execution_options(populate_existing=True)
 )
 _APPLIED = select(PaymentAttempt).where(
     PaymentAttempt.transaction_id == bindparam("transaction_id"),
@@ -154,14 +181,21 @@ class PaymentRepository:
         operation: Operation,
         states: Collection[PaymentState],
         *,
+        attempt_id: uuid.UUID | None = None,
         extra_condition: Any = None,
     ) -> Payment | None:
-        """Atomically mark `operation` in flight; None if another one is, or the state is wrong.
+        """Atomically mark `operation` in flight, by the attempt `attempt_id` (to be added in
+        the same transaction); None if another one is, or the state is wrong.
 
         A conditional UPDATE, not read-then-write: of two racing requests exactly one wins. The
         row comes back from the same statement (RETURNING), as it is after the update.
         """
-        params = {"payment_id": payment_id, "operation": operation, "states": list(states)}
+        params = {
+            "payment_id": payment_id,
+            "operation": operation,
+            "states": list(states),
+            "attempt_id": attempt_id,
+        }
         statement = _CLAIM
         if extra_condition is not None:
             claim = _CLAIM_UPDATE.where(extra_condition).returning(*_payments.c)
@@ -195,6 +229,21 @@ class PaymentRepository:
             _APPLIED_ELSEWHERE, {"transaction_id": transaction_id, "attempt_id": attempt_id}
         )
         return found is not None
+
+    async def for_apply(
+        self, payment_id: uuid.UUID, attempt_id: uuid.UUID, named: int | None
+    ) -> tuple[Payment, PaymentAttempt, bool] | None:
+        """The payment, locked, and its attempt; and whether `named` (the transaction an
+        answer names) is already another approved attempt's (see `applied_elsewhere`)."""
+        result = await self.session.execute(
+            _FOR_APPLY,
+            {"payment_id": payment_id, "attempt_id": attempt_id, "transaction_id": named},
+        )
+        row = result.one_or_none()
+        if row is None:
+            return None
+        payment, attempt, known = row
+        return payment, attempt, bool(known)
 
     async def applied(self, transaction_id: int) -> PaymentAttempt | None:
         """The attempt that holds this approved NetValve transaction, if the ledger has it."""

@@ -1,7 +1,8 @@
 """Idempotency-Key for the POSTs that move money (Stripe's model, the IETF draft's codes).
 
-- First use: the key is claimed (INSERT ... ON CONFLICT DO NOTHING, so two racing requests
-  cannot both own it), the operation runs, and its final response is stored.
+- First use: the key is claimed (one upsert, so two racing requests cannot both own it), the
+  operation runs, and its final response is stored. The claim commits with the operation's
+  first phase and the answer with its last (`app.db.session.Phases`): two commits in all.
 - Same key, same body: the stored status and body are replayed.
 
 It stores and replays plain (status, body) pairs and knows nothing of what the operation does;
@@ -32,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.errors import AppError
 from app.db.errors import is_database_down
-from app.db.session import transaction
+from app.db.session import Phases, transaction
 from app.repositories.idempotency_key_repository import IdempotencyRepository
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -107,9 +108,13 @@ class IdempotencyService:
         path: str,
         body: BaseModel,
         request_id: str,
-        action: Callable[[], Awaitable[tuple[int, Any]]],
+        action: Callable[[Phases], Awaitable[tuple[int, Any]]],
     ) -> Answer:
-        """Run `action`, which answers a (status, body) pair, at most once per key and body."""
+        """Run `action`, which answers a (status, body) pair, at most once per key and body.
+
+        The claim is written in a transaction that `action` continues (`Phases`): the key and
+        the operation's first phase commit together, and its answer is stored in the same
+        commit as its last phase."""
         if key is None:
             raise IdempotencyKeyMissing
         if not _KEY.fullmatch(key):
@@ -117,48 +122,71 @@ class IdempotencyService:
         if _unreleased:
             await release_after_outage(self._sessionmaker)
         digest, now = fingerprint(method, path, body), datetime.now(UTC)
-        async with transaction(self._sessionmaker) as session:
-            repository = IdempotencyRepository(session)
-            if not await repository.claim(scope, key, digest, now, self._ttl):
-                stored = await repository.get(scope, key)
-                if stored is None:  # expired and removed between the two statements
-                    raise IdempotencyKeyInFlight
-                if stored.fingerprint != digest:
-                    raise IdempotencyKeyReused
-                if stored.response_status is not None and stored.response_body is not None:
-                    return Answer(stored.response_status, stored.response_body, replayed=True)
-                if not await repository.take_over(scope, key, now - STALE_AFTER, now):
-                    raise IdempotencyKeyInFlight
+        session = self._sessionmaker()
         try:
-            answer = await action()
+            await session.begin()
+            stored = await self._claim(IdempotencyRepository(session), scope, key, digest, now)
+        except BaseException:
+            await session.close()
+            raise
+        if stored is not None:
+            await session.close()  # nothing was written
+            return stored
+        phases = Phases(self._sessionmaker, session, caller_closes=True)
+        try:
+            answer = await action(phases)
         except AppError as error:
             status, payload, headers = error.status_code, error.body(request_id), error.headers
         except BaseException:
-            await self._release(scope, key, now)
+            await self._release(phases, scope, key, now)
             raise
         else:
             (status, payload), headers = answer, {}
+
+        async def store(session: AsyncSession) -> None:
+            repository = IdempotencyRepository(session)
+            if status in _NOT_FINAL or status >= 500:
+                # Only the lock this request took: if it ran so long that another request
+                # took the key over, that request still holds it.
+                await repository.release(scope, key, now)
+            else:
+                await repository.complete(scope, key, status, payload)
+
         try:
-            async with transaction(self._sessionmaker) as session:
-                repository = IdempotencyRepository(session)
-                if status in _NOT_FINAL or status >= 500:
-                    # Only the lock this request took: if it ran so long that another request
-                    # took the key over, that request still holds it.
-                    await repository.release(scope, key, now)
-                else:
-                    await repository.complete(scope, key, status, payload)
+            await phases.close(store)
         except Exception as error:
             if is_database_down(error):
                 _unreleased[(scope, key)] = now
             raise
         return Answer(status, payload, headers)
 
-    async def _release(self, scope: str, key: str, locked_at: datetime) -> None:
+    async def _claim(
+        self, repository: IdempotencyRepository, scope: str, key: str, digest: str, now: datetime
+    ) -> Answer | None:
+        """Own the key (None), or the stored answer to replay; refused if it is in use or
+        bound to another body."""
+        if await repository.claim(scope, key, digest, now, self._ttl):
+            return None
+        stored = await repository.get(scope, key)
+        if stored is None:  # expired and removed between the two statements
+            raise IdempotencyKeyInFlight
+        if stored.fingerprint != digest:
+            raise IdempotencyKeyReused
+        if stored.response_status is not None and stored.response_body is not None:
+            return Answer(stored.response_status, stored.response_body, replayed=True)
+        if not await repository.take_over(scope, key, now - STALE_AFTER, now):
+            raise IdempotencyKeyInFlight
+        return None
+
+    async def _release(self, phases: Phases, scope: str, key: str, locked_at: datetime) -> None:
         """Release the key of a request that failed; remembered for later if the database is
         down (the request's own error is what the caller is told)."""
+
+        async def release(session: AsyncSession) -> None:
+            await IdempotencyRepository(session).release(scope, key, locked_at)
+
         try:
-            async with transaction(self._sessionmaker) as session:
-                await IdempotencyRepository(session).release(scope, key, locked_at)
+            await phases.close(release)
         except Exception as error:
             if not is_database_down(error):
                 raise

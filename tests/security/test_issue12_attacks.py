@@ -21,6 +21,7 @@ from app.api.client import client_ip
 from app.core.cards import mask_pans, mask_pans_in_text
 from app.core.logging import mask_card_numbers, register_secrets
 from app.core.startup import DatabaseUnreachable, check_database
+from app.db.session import Phases
 from app.schemas.netvalve import CancelRequest
 from app.services.idempotency import IdempotencyKeyInFlight, IdempotencyService
 from app.services.netvalve.webhooks import parse
@@ -69,7 +70,9 @@ class TestAKeyTakenOverStaysLocked:
         service = IdempotencyService(sessionmaker, timedelta(hours=1))
         taken_over = datetime.now(UTC) + timedelta(minutes=3)
 
-        async def slow_then_busy() -> NoReturn:
+        async def slow_then_busy(phases: Phases) -> NoReturn:
+            async with phases.phase():
+                pass  # the claim commits with the operation's first phase, as a payment's does
             await api.medusa.execute(
                 "UPDATE idempotency_keys SET locked_at = $1 WHERE key = 'taken-over-0001'",
                 taken_over,

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.clients.netvalve import NetvalveClient
 from app.core.config import Settings
 from app.db.medusa import MedusaRepository
+from app.db.session import Phases
 from app.models.payment import Payment
 from app.schemas.netvalve import (
     CancelRequest,
@@ -47,26 +48,36 @@ class NetvalveService:
         settings: Settings,
     ) -> None:
         ledger = Ledger(sessionmaker, settings)
-        checkout = MedusaCheckout(medusa, client, ledger)
+        checkout = MedusaCheckout(medusa, client)
         self._reconciler = Reconciler(ledger, client, settings)
         self._payments = Payments(ledger, self._reconciler, checkout, client, settings)
         self._hpf = HostedFields(sessionmaker, client, checkout, settings)
 
+    # `phases`: the caller's transactions to continue and to close (see app.db.session.Phases);
+    # without them each operation opens and commits its own.
     async def pay(
-        self, request: PaymentRequest, *, request_key: str | None = None
+        self,
+        request: PaymentRequest,
+        *,
+        request_key: str | None = None,
+        phases: Phases | None = None,
     ) -> PaymentResult:
-        return await self._payments.pay(request, request_key=request_key)
+        return await self._payments.pay(request, request_key=request_key, phases=phases)
 
-    async def capture(self, request: CaptureRequest) -> PaymentResult:
-        return await self._payments.capture(request)
+    async def capture(self, request: CaptureRequest, phases: Phases | None = None) -> PaymentResult:
+        return await self._payments.capture(request, phases)
 
     async def refund(
-        self, request: RefundRequest, *, request_key: str | None = None
+        self,
+        request: RefundRequest,
+        *,
+        request_key: str | None = None,
+        phases: Phases | None = None,
     ) -> PaymentResult:
-        return await self._payments.refund(request, request_key=request_key)
+        return await self._payments.refund(request, request_key=request_key, phases=phases)
 
-    async def cancel(self, request: CancelRequest) -> PaymentResult:
-        return await self._payments.cancel(request)
+    async def cancel(self, request: CancelRequest, phases: Phases | None = None) -> PaymentResult:
+        return await self._payments.cancel(request, phases)
 
     async def status(self, query: StatusQuery) -> PaymentResult:
         return await self._payments.status(query)

@@ -29,6 +29,7 @@ from app.core.config import CaptureMode, Settings
 from app.db.session import transaction
 from app.models.hpf_session import HpfSession
 from app.repositories.hpf_session_repository import HpfSessionRepository
+from app.repositories.payment_repository import PaymentRepository
 from app.schemas.netvalve import HpfSessionResponse
 from app.services.netvalve.errors import NetvalveError
 from app.services.netvalve.medusa import MedusaCheckout
@@ -72,12 +73,12 @@ class HostedFields:
         cart = await self._checkout.cart(session)
         now = _now()
         live = None
-        if reuse:
-            # Read before the ledger check (see pay): a payment claimed between the two
-            # statements is seen by the check, one claimed before by this read.
-            async with transaction(self._sessionmaker) as db:
+        async with transaction(self._sessionmaker) as db:
+            if reuse:
+                # Read before the ledger check (see pay): a payment claimed between the two
+                # statements is seen by the check, one claimed before by this read.
                 live = await HpfSessionRepository(db).live(session.id, now)
-        await self._checkout.payable(session, cart)
+            await self._checkout.payable(session, cart, PaymentRepository(db))
         currency, amount = self._checkout.charge(session)
         if live is not None:
             return HpfSessionResponse(

@@ -15,7 +15,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
-from app.db.session import transaction
+from app.db.session import Phases, transaction
 from app.models.payment import Operation, Payment, PaymentState
 from app.models.payment_attempt import AttemptOutcome, PaymentAttempt
 from app.repositories.payment_repository import NOT_FOUND, PaymentRepository
@@ -46,6 +46,10 @@ class Ledger:
         self._settings = settings
         self._outbox = MedusaOutbox(settings)
 
+    def phases(self) -> Phases:
+        """Phases of an operation that no caller continues or closes: each commits alone."""
+        return Phases(self._sessionmaker)
+
     @asynccontextmanager
     async def open(self) -> AsyncIterator[PaymentRepository]:
         """One short transaction on the ledger, committed on exit."""
@@ -66,57 +70,71 @@ class Ledger:
         adds its notification to this same transaction: it exists if and only if the change
         commits."""
         async with self.open() as ledger:
-            payment = await ledger.get(payment_id, for_update=True)
-            attempt = await ledger.attempt(attempt_id)
-            payment, attempt = present(payment), present(attempt)
-            before = LedgerMark.of(payment)
-            if payment.in_flight_attempt_id != attempt.id:
-                # Settled meanwhile (by the sweep, the request or a webhook): the record the
-                # winner wrote stands, its transaction id above all, which dedups webhooks.
-                return payment, False
-            answered = settlement.outcome in (AttemptOutcome.APPROVED, AttemptOutcome.PENDING)
-            named = settlement.transaction_id if answered else None
-            if named is not None and await ledger.applied_elsewhere(named, attempt.id):
-                # An answer naming a transaction the ledger already holds cannot be this
-                # attempt's: it stays open and is settled from NetValve's record of our own
-                # clientOrderId instead.
-                log.warning(
-                    "payment.answer_names_known_transaction",
-                    payment_id=str(payment.id),
-                    transaction_id=named,
-                )
-                settlement = Settlement(
-                    outcome=AttemptOutcome.UNKNOWN, http_status=200, reason="known_transaction"
-                )
-            _record(attempt, settlement)
-            if settlement.not_found and attempt.client_order_id is not None:
-                attempt.reason = NOT_FOUND  # looked up once more later: see GatewayEventService
-            changes = _changes(payment, attempt, settlement)
-            ledger.apply(payment, changes)
-            await _record_absorbed_refunds(ledger, payment, attempt, settlement)
-            if settlement.final:
-                payment.in_flight = None
-                payment.in_flight_attempt_id = None
-                attempt.resolved_at = _now()
-            else:
-                payment.next_reconcile_at = _now() + timedelta(
-                    seconds=self._settings.reconcile_interval_seconds
-                )
-            await ledger.settle(payment)
-            if notify_medusa:
-                self._outbox.note(
-                    ledger.session,
-                    payment,
-                    before,
-                    charge_ended=attempt.operation in ROOT_OPERATIONS and settlement.final,
-                )
-            log.info(
-                "payment.attempt_applied",
-                payment_id=str(payment.id),
-                operation=attempt.operation.value,
-                outcome=attempt.outcome.value,
-                state=payment.state.value,
+            return await self.apply_in(
+                ledger, payment_id, attempt_id, settlement, notify_medusa=notify_medusa
             )
+
+    async def apply_in(
+        self,
+        ledger: PaymentRepository,
+        payment_id: uuid.UUID,
+        attempt_id: uuid.UUID,
+        settlement: Settlement,
+        *,
+        notify_medusa: bool,
+    ) -> tuple[Payment, bool]:
+        """`apply`, in the caller's transaction (see app.db.session.Phases)."""
+        answered = settlement.outcome in (AttemptOutcome.APPROVED, AttemptOutcome.PENDING)
+        named = settlement.transaction_id if answered else None
+        payment, attempt, named_elsewhere = present(
+            await ledger.for_apply(payment_id, attempt_id, named)
+        )
+        before = LedgerMark.of(payment)
+        if payment.in_flight_attempt_id != attempt.id:
+            # Settled meanwhile (by the sweep, the request or a webhook): the record the
+            # winner wrote stands, its transaction id above all, which dedups webhooks.
+            return payment, False
+        if named_elsewhere:
+            # An answer naming a transaction the ledger already holds cannot be this
+            # attempt's: it stays open and is settled from NetValve's record of our own
+            # clientOrderId instead.
+            log.warning(
+                "payment.answer_names_known_transaction",
+                payment_id=str(payment.id),
+                transaction_id=named,
+            )
+            settlement = Settlement(
+                outcome=AttemptOutcome.UNKNOWN, http_status=200, reason="known_transaction"
+            )
+        _record(attempt, settlement)
+        if settlement.not_found and attempt.client_order_id is not None:
+            attempt.reason = NOT_FOUND  # looked up once more later: see GatewayEventService
+        changes = _changes(payment, attempt, settlement)
+        ledger.apply(payment, changes)
+        await _record_absorbed_refunds(ledger, payment, attempt, settlement)
+        if settlement.final:
+            payment.in_flight = None
+            payment.in_flight_attempt_id = None
+            attempt.resolved_at = _now()
+        else:
+            payment.next_reconcile_at = _now() + timedelta(
+                seconds=self._settings.reconcile_interval_seconds
+            )
+        await ledger.settle(payment)
+        if notify_medusa:
+            self._outbox.note(
+                ledger.session,
+                payment,
+                before,
+                charge_ended=attempt.operation in ROOT_OPERATIONS and settlement.final,
+            )
+        log.info(
+            "payment.attempt_applied",
+            payment_id=str(payment.id),
+            operation=attempt.operation.value,
+            outcome=attempt.outcome.value,
+            state=payment.state.value,
+        )
         return payment, True
 
 

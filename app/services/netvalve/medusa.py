@@ -11,13 +11,14 @@ from app.core.money import UnknownCurrency, exponent, normalise_currency, quanti
 from app.db.medusa import MedusaCart, MedusaDataError, MedusaPaymentSession, MedusaRepository
 from app.models.payment import Payment, PaymentState
 from app.models.payment_attempt import AttemptOutcome
+from app.repositories.payment_repository import PaymentRepository
 from app.services.netvalve.errors import (
     InvalidAmount,
     NetvalveError,
     PaymentInProgress,
     PaymentStateConflict,
 )
-from app.services.netvalve.ledger import Ledger, present
+from app.services.netvalve.ledger import present
 from app.services.netvalve.proof import ROOT_OPERATIONS
 from app.services.netvalve.results import PAID_STATES, PaymentResult, medusa_status, to_response
 
@@ -89,10 +90,9 @@ class PaymentSessionAmountInvalid(NetvalveError):
 
 
 class MedusaCheckout:
-    def __init__(self, medusa: MedusaRepository, client: NetvalveClient, ledger: Ledger) -> None:
+    def __init__(self, medusa: MedusaRepository, client: NetvalveClient) -> None:
         self._medusa = medusa
         self._client = client
-        self._ledger = ledger
 
     async def cart(self, session: MedusaPaymentSession) -> MedusaCart | None:
         return await self._medusa.get_cart(session.cart_id) if session.cart_id else None
@@ -158,6 +158,7 @@ class MedusaCheckout:
         self,
         session: MedusaPaymentSession,
         cart: MedusaCart | None,
+        ledger: PaymentRepository,
         *,
         request_key: str | None = None,
     ) -> PaymentResult | None:
@@ -169,11 +170,10 @@ class MedusaCheckout:
         `pending` there. Where Medusa has given up on a session (canceled, error) or completed
         its cart, Medusa wins even though the ledger would allow a new attempt: the shopper
         must start a new Medusa session, and the money would otherwise land on a dead one."""
-        async with self._ledger.open() as ledger:
-            payment = await ledger.find(payment_session_id=session.id)
+        payment = await ledger.find(payment_session_id=session.id)
         if payment is not None:
             if payment.state in PAID_STATES:
-                return await self.paid_again(payment, request_key)
+                return await self.paid_again(payment, ledger, request_key)
             if payment.in_flight is not None:
                 raise PaymentInProgress
             if payment.state is PaymentState.CANCELED:
@@ -215,13 +215,14 @@ class MedusaCheckout:
                 )
         return None
 
-    async def paid_again(self, payment: Payment, request_key: str | None) -> PaymentResult:
+    async def paid_again(
+        self, payment: Payment, ledger: PaymentRepository, request_key: str | None
+    ) -> PaymentResult:
         """At most one approved charge per Medusa session: only the request that made it (its
         key on the approved attempt) gets a 200 again, e.g. the retry of a 202 or a 5xx that was
         not stored; any other, a new token above all, is told with the payment that it is paid."""
         if request_key is not None:
-            async with self._ledger.open() as ledger:
-                attempts = await ledger.attempts(payment.id)
+            attempts = await ledger.attempts(payment.id)
             if any(
                 attempt.request_key == request_key
                 and attempt.outcome is AttemptOutcome.APPROVED

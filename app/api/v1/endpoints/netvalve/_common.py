@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from app.api.auth import AUTH_ERRORS, Principal
 from app.core.errors import MalformedJSON, request_id_of
+from app.db.session import Phases
 from app.schemas.error import ErrorResponse
 from app.schemas.payment import PaymentResponse
 from app.services.idempotency import (
@@ -22,7 +23,7 @@ from app.services.idempotency import (
     IdempotencyService,
 )
 from app.services.netvalve.errors import PaymentInProgress, PaymentNotFound
-from app.services.netvalve.payments import GatewayMisconfigured, GatewayUnavailable
+from app.services.netvalve.outcomes import GatewayMisconfigured, GatewayUnavailable
 from app.services.netvalve.results import PaymentResult
 
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -76,10 +77,10 @@ async def idempotent(
     principal: Principal,
     key: str | None,
     body: BaseModel,
-    action: Callable[[], Awaitable[PaymentResult]],
+    action: Callable[[Phases], Awaitable[PaymentResult]],
 ) -> JSONResponse:
-    async def answer() -> tuple[int, Any]:
-        result = await action()
+    async def answer(phases: Phases) -> tuple[int, Any]:
+        result = await action(phases)
         return status_of(result), result.payment.model_dump(mode="json")
 
     answered = await idempotency.run(

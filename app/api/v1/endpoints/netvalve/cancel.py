@@ -12,7 +12,7 @@ from app.api.v1.endpoints.netvalve._common import (
 from app.schemas.netvalve import CancelRequest, DeclineResponse
 from app.schemas.payment import PaymentResponse
 from app.services.netvalve.errors import PaymentStateConflict
-from app.services.netvalve.payments import PaymentDeclined
+from app.services.netvalve.outcomes import PaymentDeclined
 
 router = APIRouter()
 
@@ -37,5 +37,10 @@ async def cancel_payment(
 ) -> JSONResponse:
     """Void an authorization that has not been captured."""
     return await idempotent(
-        request, idempotency, principal, idempotency_key, body, lambda: service.cancel(body)
+        request,
+        idempotency,
+        principal,
+        idempotency_key,
+        body,
+        lambda phases: service.cancel(body, phases),
     )

@@ -12,11 +12,8 @@ from app.api.v1.endpoints.netvalve._common import (
 from app.schemas.netvalve import CaptureRequest, DeclineResponse
 from app.schemas.payment import PaymentResponse
 from app.services.netvalve.errors import InvalidAmount, PaymentStateConflict
-from app.services.netvalve.payments import (
-    CaptureExceedsAuthorized,
-    PaymentDeclined,
-    positive_amount,
-)
+from app.services.netvalve.outcomes import PaymentDeclined
+from app.services.netvalve.payments import CaptureExceedsAuthorized, positive_amount
 
 router = APIRouter()
 
@@ -45,5 +42,10 @@ async def capture_payment(
     if body.amount is not None:
         positive_amount(body.amount)  # a refused amount does not use up the Idempotency-Key
     return await idempotent(
-        request, idempotency, principal, idempotency_key, body, lambda: service.capture(body)
+        request,
+        idempotency,
+        principal,
+        idempotency_key,
+        body,
+        lambda phases: service.capture(body, phases),
     )

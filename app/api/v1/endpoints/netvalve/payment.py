@@ -23,7 +23,8 @@ from app.services.netvalve.medusa import (
     PaymentSessionNotPayable,
     UnsupportedCurrency,
 )
-from app.services.netvalve.payments import AmountMismatch, GatewayValidationFailed, PaymentDeclined
+from app.services.netvalve.outcomes import GatewayValidationFailed, PaymentDeclined
+from app.services.netvalve.payments import AmountMismatch
 
 router = APIRouter()
 
@@ -73,5 +74,5 @@ async def create_payment(
         principal,
         idempotency_key,
         body,
-        lambda: service.pay(body, request_key=key),
+        lambda phases: service.pay(body, request_key=key, phases=phases),
     )

@@ -13,7 +13,8 @@ from app.api.v1.endpoints.netvalve._common import (
 from app.schemas.netvalve import DeclineResponse, RefundRequest
 from app.schemas.payment import PaymentResponse
 from app.services.netvalve.errors import InvalidAmount, PaymentStateConflict
-from app.services.netvalve.payments import PaymentDeclined, RefundExceedsCaptured, positive_amount
+from app.services.netvalve.outcomes import PaymentDeclined
+from app.services.netvalve.payments import RefundExceedsCaptured, positive_amount
 
 router = APIRouter()
 
@@ -48,5 +49,5 @@ async def refund_payment(
         principal,
         idempotency_key,
         body,
-        lambda: service.refund(body, request_key=key),
+        lambda phases: service.refund(body, request_key=key, phases=phases),
     )
