@@ -11,8 +11,9 @@ import pytest_asyncio
 
 from alembic import command
 from app.dev.embedded_pg import EmbeddedPostgres, asyncpg_dsn, ensure_database, with_database
-from tests.api.netvalve.conftest import LEDGER_TABLES, api_factory  # noqa: F401
+from tests.api.netvalve.conftest import api_factory  # noqa: F401
 from tests.conftest import alembic_config
+from tests.fixtures.api import LEDGER_TABLES
 from tests.fixtures.log_audit import audit_database
 
 

@@ -32,8 +32,8 @@ from app.clients.netvalve import Approved, Declined
 from app.services.idempotency import STALE_AFTER
 from app.services.netvalve import NetvalveService
 from app.services.netvalve.reconciliation import NOT_FOUND_GRACE
-from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory
 from tests.drills.conftest import StoppablePostgres
+from tests.fixtures.api import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory
 from tests.fixtures.ledger import assert_ledger_matches_gateway
 from tests.fixtures.netvalve import build_webhook_event
 from tests.fixtures.webhooks import WEBHOOK_SETTINGS, post_webhook, webhook_service_of
@@ -58,7 +58,7 @@ DRILL_SETTINGS: dict[str, Any] = {
 
 
 def resources_of(api: Api) -> Any:
-    return api.http._transport.app.state.resources  # type: ignore[attr-defined]
+    return api.resources
 
 
 def payments_of(api: Api) -> NetvalveService:

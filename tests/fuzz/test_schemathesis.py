@@ -39,7 +39,7 @@ from app.dev.medusa_demo import DEMO_CART_ID, DEMO_SESSION_ID, seed_demo_cart
 from app.main import create_app
 from app.schemas.webhook_event import WebhookEventName
 from app.services.netvalve.webhooks import EVENTS
-from tests.api.netvalve.conftest import ADMIN_KEY, LEDGER_TABLES, STOREFRONT_KEY
+from tests.fixtures.api import ADMIN_KEY, LEDGER_TABLES, STOREFRONT_KEY
 from tests.fixtures.gateway import APPROVE_CARD, UNUSED_DB, sandbox_headers
 from tests.fixtures.log_audit import audit_database
 from tests.fixtures.medusa import (

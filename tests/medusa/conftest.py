@@ -38,8 +38,8 @@ from fastapi import FastAPI, Request, Response
 
 from alembic import command
 from app.sandbox.server import ThreadedServer
-from tests.api.netvalve.conftest import ADMIN_KEY
 from tests.conftest import PROJECT_ROOT, Databases, alembic_config
+from tests.fixtures.api import ADMIN_KEY
 from tests.fixtures.environment import bare_env
 from tests.fixtures.gateway import recording_sandbox, sandbox_headers
 from tests.fixtures.log_audit import audited_output

@@ -16,8 +16,8 @@ import yaml
 
 from alembic import command
 from app import METRICS_ROOT
-from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY
 from tests.conftest import Databases, alembic_config, create_medusa_tables
+from tests.fixtures.api import ADMIN_KEY, STOREFRONT_KEY
 from tests.fixtures.webhooks import WEBHOOK_HEADER, WEBHOOK_SECRET
 from tests.multiprocess.conftest import ServiceProcess, replica_env
 from tests.test_deploy_files import command_words, compose, dockerfile_instructions

@@ -22,7 +22,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.api.netvalve.conftest import Api
+from tests.fixtures.api import Api
 from tests.fixtures.gateway import Receiver, SandboxBackend
 from tests.fixtures.ledger import gateway_transactions, order_prefix
 from tests.fixtures.webhooks import WEBHOOK_VALUES, dedup_key_of, post_webhook

@@ -70,7 +70,7 @@ from app.clients.netvalve import Approved
 from app.services.netvalve import NetvalveService
 from app.services.netvalve.events import GatewayEventService
 from app.services.netvalve.webhooks import WebhookService
-from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory, MedusaSession
+from tests.fixtures.api import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory, MedusaSession
 from tests.fixtures.gateway import APPROVE_CARD, DECLINE_CARD, SandboxBackend
 from tests.fixtures.ledger import assert_ledger_matches_record
 from tests.fixtures.webhooks import (
@@ -1247,10 +1247,7 @@ async def world(
         }
         for api in apis.values():
             api.sandbox = gateway
-        resources = {
-            mode: api.http._transport.app.state.resources  # type: ignore[attr-defined]
-            for mode, api in apis.items()
-        }
+        resources = {mode: api.resources for mode, api in apis.items()}
         reset = await gateway.admin.post("/_sandbox/reset")
         assert reset.status_code == 204, reset.text
         yield World(

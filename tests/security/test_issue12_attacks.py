@@ -25,8 +25,8 @@ from app.db.session import Phases
 from app.schemas.netvalve import CancelRequest
 from app.services.idempotency import IdempotencyKeyInFlight, IdempotencyService
 from app.services.netvalve.webhooks import parse
-from tests.api.netvalve.conftest import Api, ApiFactory
 from tests.api.netvalve.test_payable_session import hpf, nothing_charged
+from tests.fixtures.api import Api, ApiFactory
 from tests.fixtures.gateway import UNUSED_DB
 from tests.fixtures.settings import make_settings
 from tests.security.test_request_bounds import Upload
@@ -66,7 +66,7 @@ class TestAKeyTakenOverStaysLocked:
         # Request A holds its key past STALE_AFTER (a slow NetValve, a slow database); request B
         # on another worker takes the key over and is still running when A ends with a
         # non-final answer. A's release must leave B's lock, or a third request runs alongside.
-        sessionmaker = api.http._transport.app.state.resources.sessionmaker  # type: ignore[attr-defined]
+        sessionmaker = api.resources.sessionmaker
         service = IdempotencyService(sessionmaker, timedelta(hours=1))
         taken_over = datetime.now(UTC) + timedelta(minutes=3)
 

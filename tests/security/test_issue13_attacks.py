@@ -11,7 +11,6 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY, ApiFactory
 from tests.api.netvalve.test_medusa_notifications import (
     HOOK_PATH,
     MEDUSA_WEBHOOK_SECRET,
@@ -22,6 +21,7 @@ from tests.api.netvalve.test_medusa_notifications import (
     rows,
     worker,
 )
+from tests.fixtures.api import ADMIN_KEY, STOREFRONT_KEY, ApiFactory
 from tests.security.test_security import MEDUSA_KEY
 
 pytestmark = pytest.mark.asyncio

@@ -17,7 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
 from app.dev.embedded_pg import asyncpg_dsn
-from tests.api.netvalve.conftest import STOREFRONT_KEY, Api, ApiFactory
+from tests.fixtures.api import STOREFRONT_KEY, Api, ApiFactory
 from tests.fixtures.netvalve import build_webhook_event
 from tests.fixtures.webhooks import WEBHOOK_SETTINGS, post_webhook, webhook_service_of
 
@@ -39,7 +39,7 @@ async def manual_api(api_factory: ApiFactory) -> Api:
 
 
 def engine_of(api: Api) -> Any:
-    resources: Any = api.http._transport.app.state.resources  # type: ignore[attr-defined]
+    resources: Any = api.resources
     return resources.sessionmaker.kw["bind"].sync_engine
 
 

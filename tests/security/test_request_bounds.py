@@ -7,7 +7,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory
+from tests.fixtures.api import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory
 from tests.fixtures.webhooks import WEBHOOK_HEADER, WEBHOOK_SECRET, WEBHOOK_SETTINGS
 
 pytestmark = pytest.mark.asyncio

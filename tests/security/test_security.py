@@ -8,7 +8,7 @@ import pytest_asyncio
 from pydantic import SecretStr
 
 from app.core.headers import API_POLICY, DOCS_POLICY, STATIC_HEADERS
-from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory
+from tests.fixtures.api import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory
 from tests.fixtures.netvalve import build_webhook_event
 from tests.fixtures.webhooks import WEBHOOK_HEADER, WEBHOOK_SETTINGS
 
@@ -289,7 +289,7 @@ class TestMedusaIsReadOnly:
     )
     async def test_the_running_service_connection_refuses_writes(self, api: Api, statement: str):
         await api.medusa_session()
-        pool = api.http._transport.app.state.resources.medusa_pool  # type: ignore[attr-defined]
+        pool = api.resources.medusa_pool
 
         async with pool.acquire() as connection:
             with pytest.raises(asyncpg.exceptions.ReadOnlySQLTransactionError):

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.api.netvalve.conftest import STOREFRONT_KEY, Api
+from tests.fixtures.api import STOREFRONT_KEY, Api
 from tests.fixtures.settings import TEST_API_KEY, TEST_BASIC_AUTH_PASSWORD
 
 pytestmark = pytest.mark.asyncio

@@ -17,8 +17,8 @@ from app.core import metrics
 from app.repositories.idempotency_key_repository import IdempotencyRepository
 from app.schemas.base import MONEY_IN_PATTERN, MONEY_OUT_PATTERN
 from app.services.idempotency import _unreleased, release_after_outage
-from tests.api.netvalve.conftest import ADMIN_KEY, Api
 from tests.drills.conftest import StoppablePostgres, stoppable_db, stoppable_server  # noqa: F401
+from tests.fixtures.api import ADMIN_KEY, Api
 from tests.fixtures.gateway import Receiver, SandboxBackend
 from tests.fixtures.settlement import deliver, pay, process, sent, status
 from tests.fixtures.webhooks import WEBHOOK_HEADER, WEBHOOK_SECRET
@@ -203,7 +203,7 @@ class TestDatabaseOutageMidRequest:
                 answered.set()
                 await released.wait()
 
-        http = api.http._transport.app.state.resources.http_client
+        http = api.resources.http_client
         http.event_hooks = {**http.event_hooks, "response": [hold_the_refund]}
         body = {"payment_id": paid["id"], "amount": "10.00"}
         refunding = asyncio.create_task(api.post("/refund", body, idempotency_key="outage-0001"))
@@ -226,7 +226,7 @@ class TestDatabaseOutageMidRequest:
 
     async def test_the_sweep_releases_what_the_outage_left_locked_and_nothing_else(self, api: Api):
         # What another worker's retry needs: the owning process releases without a request.
-        sessionmaker = api.http._transport.app.state.resources.sessionmaker  # type: ignore[attr-defined]
+        sessionmaker = api.resources.sessionmaker
         now = datetime.now(UTC)
         async with sessionmaker.begin() as session:
             repository = IdempotencyRepository(session)

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.api.netvalve.conftest import Api
+from tests.fixtures.api import Api
 from tests.fixtures.ledger import gateway_summary
 
 

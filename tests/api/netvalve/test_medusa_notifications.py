@@ -30,7 +30,7 @@ from app.repositories.medusa_notification_repository import MedusaNotificationRe
 from app.repositories.payment_repository import PaymentRepository
 from app.sandbox.server import ThreadedServer
 from app.services.medusa_notifications import LedgerMark, MedusaNotificationService, MedusaOutbox
-from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory
+from tests.fixtures.api import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory
 from tests.fixtures.logs import CapturedLogs
 from tests.fixtures.netvalve import build_webhook_event
 from tests.fixtures.ports import free_port
@@ -119,7 +119,7 @@ async def empty_inbox(medusa_writer: Any) -> AsyncIterator[None]:
 
 
 def resources_of(api: Api) -> Resources:
-    return api.http._transport.app.state.resources  # type: ignore[attr-defined,no-any-return]
+    return api.resources
 
 
 @pytest_asyncio.fixture

@@ -13,7 +13,7 @@ import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory
+from tests.fixtures.api import ADMIN_KEY, STOREFRONT_KEY, Api, ApiFactory
 from tests.fixtures.netvalve import build_webhook_event
 from tests.fixtures.webhooks import WEBHOOK_SETTINGS, post_webhook, webhook_service_of
 

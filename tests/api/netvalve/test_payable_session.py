@@ -18,7 +18,7 @@ import pytest
 
 from app.clients.netvalve import Customer
 from app.clients.netvalve import PaymentRequest as GatewayPayment
-from tests.api.netvalve.conftest import STOREFRONT_KEY, Api, MedusaSession
+from tests.fixtures.api import STOREFRONT_KEY, Api, MedusaSession
 from tests.fixtures.gateway import APPROVE_CARD, DECLINE_CARD, order_id
 from tests.fixtures.medusa import (
     create_address,

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.netvalve.conftest import ADMIN_KEY, STOREFRONT_KEY, Api
+from tests.fixtures.api import ADMIN_KEY, STOREFRONT_KEY, Api
 from tests.fixtures.gateway import DECLINE_CARD
 
 pytestmark = pytest.mark.asyncio

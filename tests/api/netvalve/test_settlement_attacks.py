@@ -19,7 +19,7 @@ from app.clients.netvalve import Approved, read_record
 from app.models.payment import Operation, Payment, PaymentState
 from app.models.payment_attempt import PaymentAttempt
 from app.services.netvalve.reconciliation import _child_done
-from tests.api.netvalve.conftest import ADMIN_KEY
+from tests.fixtures.api import ADMIN_KEY
 from tests.fixtures.gateway import DECLINE_CARD
 from tests.fixtures.settlement import (
     deliver,
@@ -37,7 +37,7 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def _resources(api: Any) -> Any:
-    return api.http._transport.app.state.resources
+    return api.resources
 
 
 async def _extra_charge(api: Any, gateway: Any, receiver: Any) -> tuple[str, dict[str, Any]]:
@@ -227,7 +227,7 @@ async def test_a_reversal_cut_short_is_resumed_by_the_sweep(make: Any, receiver:
     payment_id, late = await late_sale_after_a_paid_retry(api, gateway)
     await gateway.fault("/refund", "hold")
     await deliver(api, await sent(receiver, late["transactionId"], "PURCHASED"))
-    service = build_webhook_service(api.http._transport.app.state.resources)
+    service = build_webhook_service(api.resources)
     worker = asyncio.create_task(service.process_due(10))
 
     async def charge_reversing() -> bool:

@@ -14,7 +14,7 @@ import pytest
 from app.api.deps import build_gateway_event_service
 from app.clients.netvalve import Approved
 from app.core import metrics
-from tests.api.netvalve.conftest import ADMIN_KEY, Api
+from tests.fixtures.api import ADMIN_KEY, Api
 from tests.fixtures.gateway import (
     DECLINE_CARD,
     Receiver,
@@ -304,7 +304,7 @@ class TestNoInvisibleMoney:
             unknown_outcome_budget_seconds=0,
         )
         payment_id, _ = await late_sale_after_a_paid_retry(api, gateway)
-        events = build_gateway_event_service(api.http._transport.app.state.resources)
+        events = build_gateway_event_service(api.resources)
 
         assert await events.recheck_not_found() == 1
         assert await events.recheck_not_found() == 0  # looked at once

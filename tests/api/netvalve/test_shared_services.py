@@ -10,7 +10,7 @@ from starlette.requests import Request
 
 from app.api import deps
 from app.api.deps import Services
-from tests.api.netvalve.conftest import STOREFRONT_KEY, Api, ApiFactory
+from tests.fixtures.api import STOREFRONT_KEY, Api, ApiFactory
 from tests.fixtures.netvalve import build_webhook_event
 from tests.fixtures.webhooks import WEBHOOK_SETTINGS, post_webhook
 

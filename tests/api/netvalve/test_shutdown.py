@@ -15,8 +15,8 @@ import pytest
 import pytest_asyncio
 
 from app.main import create_app
-from tests.api.netvalve.conftest import STOREFRONT_KEY, Api, ApiFactory
 from tests.conftest import PROJECT_ROOT, started_app
+from tests.fixtures.api import STOREFRONT_KEY, Api, ApiFactory
 from tests.fixtures.environment import service_env
 from tests.fixtures.log_audit import audited_output
 from tests.fixtures.netvalve import build_webhook_event

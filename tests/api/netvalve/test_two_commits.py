@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
-from tests.api.netvalve.conftest import Api
+from tests.fixtures.api import Api
 
 pytestmark = pytest.mark.asyncio
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.asyncio
 def commits_of_this_task(api: Api) -> Iterator[list[str]]:
     """The service's commits made by this task (the request runs in it, through the ASGI
     transport); background workers' commits are their own tasks' and are left out."""
-    resources: Any = api.http._transport.app.state.resources  # type: ignore[attr-defined]
+    resources: Any = api.resources
     engine = resources.sessionmaker.kw["bind"].sync_engine
     task, commits = asyncio.current_task(), []
 

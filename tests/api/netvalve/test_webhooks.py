@@ -19,7 +19,7 @@ from app.main import create_app
 from app.models.payment import Operation, Payment, PaymentState
 from app.models.payment_attempt import AttemptOutcome, PaymentAttempt
 from app.sandbox.server import SandboxServer, ThreadedServer
-from tests.api.netvalve.conftest import (
+from tests.fixtures.api import (
     ADMIN_KEY,
     STOREFRONT_KEY,
     Api,
