@@ -1,11 +1,21 @@
 """Every query on the hosted-payment-fields sessions."""
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.hpf_session import HpfSession
+
+_sessions = cast(Table, HpfSession.__table__)
+# Every payment spends its token in its claim's transaction: a Core UPDATE built once, since no
+# object in the session holds these rows.
+_SPEND = (
+    update(_sessions)
+    .where(_sessions.c.payment_token == bindparam("token"), _sessions.c.spent_at.is_(None))
+    .values(spent_at=bindparam("now"))
+)
 
 
 class HpfSessionRepository:
@@ -32,10 +42,5 @@ class HpfSessionRepository:
     async def spend(self, payment_token: str, now: datetime) -> int:
         """Retire every session that handed out `payment_token` (a payment attempt is sending it
         to NetValve), whichever Medusa session it was issued for."""
-        result = await self.session.execute(
-            update(HpfSession)
-            .where(HpfSession.payment_token == payment_token, HpfSession.spent_at.is_(None))
-            .values(spent_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        result = await self.session.execute(_SPEND, {"token": payment_token, "now": now})
         return int(result.rowcount)  # type: ignore[attr-defined]
