@@ -4,10 +4,10 @@
   operation runs, and its final response is stored. The claim commits with the operation's
   first phase and the answer with its last (`app.db.session.Phases`): two commits in all.
 - Same key, same body: the stored status and body are replayed.
+- Same key, different body: 422. Same key while the first is still running: 409.
 
 It stores and replays plain (status, body) pairs and knows nothing of what the operation does;
 the route turns its domain result into that pair.
-- Same key, different body: 422. Same key while the first is still running: 409.
 
 Keys are scoped (`scope`) to the API key that sent them. Requests refused by authentication or
 validation never get this far, so they are not stored; neither are answers that are not final (202
