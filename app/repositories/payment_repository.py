@@ -93,30 +93,22 @@ _CLAIM = (
     .from_statement(_CLAIM_UPDATE.returning(*_payments.c))
     .execution_options(populate_existing=True)
 )
+# Over an alias, so that it stays a query of its own inside _FOR_APPLY, which also reads
+# payment_attempts (the attempt being applied), rather than being correlated to that row.
+_others = _attempts.alias("other_attempts")
 _APPLIED_ELSEWHERE = (
-    select(_attempts.c.id)
+    select(_others.c.id)
     .where(
-        _attempts.c.transaction_id == bindparam("transaction_id"),
-        _attempts.c.outcome == AttemptOutcome.APPROVED,
-        _attempts.c.id != bindparam("attempt_id"),
+        _others.c.transaction_id == bindparam("transaction_id"),
+        _others.c.outcome == AttemptOutcome.APPROVED,
+        _others.c.id != bindparam("attempt_id"),
     )
     .limit(1)
 )
 # Everything applying an answer reads, in one statement: the payment (locked), the attempt, and
 # whether another approved attempt already holds the transaction the answer names.
-_others = _attempts.alias("other_attempts")
 _FOR_APPLY = (
-    select(
-        Payment,
-        PaymentAttempt,
-        select(_others.c.id)
-        .where(
-            _others.c.transaction_id == bindparam("transaction_id"),
-            _others.c.outcome == AttemptOutcome.APPROVED,
-            _others.c.id != bindparam("attempt_id"),
-        )
-        .exists(),
-    )
+    select(Payment, PaymentAttempt, _APPLIED_ELSEWHERE.exists())
     .join_from(Payment, PaymentAttempt, PaymentAttempt.payment_id == Payment.id)
     .where(Payment.id == bindparam("payment_id"), PaymentAttempt.id == bindparam("attempt_id"))
     .with_for_update(of=_payments)

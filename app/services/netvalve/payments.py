@@ -202,7 +202,8 @@ class Payments:
     async def capture(self, request: CaptureRequest, phases: Phases | None = None) -> PaymentResult:
         if request.amount is not None:
             positive_amount(request.amount)  # before any lookup: a zero is not "nothing left"
-        async with (phases or self._ledger.phases()).phase() as db:
+        phases = phases or self._ledger.phases()
+        async with phases.phase() as db:
             ledger = PaymentRepository(db)
             payment = await self._find(ledger, request.payment_id, request.transaction_id)
             remaining = payment.authorized_minor - payment.captured_minor
@@ -318,7 +319,8 @@ class Payments:
         return claimed, attempt
 
     async def cancel(self, request: CancelRequest, phases: Phases | None = None) -> PaymentResult:
-        async with (phases or self._ledger.phases()).phase() as db:
+        phases = phases or self._ledger.phases()
+        async with phases.phase() as db:
             ledger = PaymentRepository(db)
             payment = await self._find(ledger, request.payment_id, request.transaction_id)
             claimed = await ledger.claim(
@@ -418,7 +420,7 @@ class Payments:
         payment_id: uuid.UUID,
         attempt_id: uuid.UUID,
         settlement: Settlement,
-        phases: Phases | None,
+        phases: Phases,
     ) -> PaymentResult:
         payment = await self._apply(payment_id, attempt_id, settlement, phases)
         if settlement.already_done:
@@ -458,12 +460,11 @@ class Payments:
         payment_id: uuid.UUID,
         attempt_id: uuid.UUID,
         settlement: Settlement,
-        phases: Phases | None,
+        phases: Phases,
     ) -> Payment:
         """Apply NetValve's direct answer to the request that sent it: that request answers
         Medusa, so no notification. When the answer ends the operation, nothing else is
         written before the caller's answer, which commits with it (`Phases.hold`)."""
-        phases = phases or self._ledger.phases()
         async with phases.phase() as db:
             payment, _ = await self._ledger.apply_in(
                 PaymentRepository(db), payment_id, attempt_id, settlement, notify_medusa=False
